@@ -1,0 +1,156 @@
+"""The ``free3d`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+
+def _prepare_bandai(args: argparse.Namespace) -> None:
+    from .data.prepare import format_summary, prepare_dataset
+    from .data.sources.bandai_namco import SOURCE, load_bandai_namco
+    from .skeleton import BANDAI21
+
+    t0 = time.perf_counter()
+    takes = load_bandai_namco(args.src, workers=args.workers, progress=not args.quiet)
+    summary = prepare_dataset(takes, args.out, skeleton=BANDAI21, source=SOURCE, seed=args.seed,
+                              overwrite=args.overwrite, progress=not args.quiet)
+    print(format_summary(summary))
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s (reading included)")
+
+
+def _prepare_humanml3d(args: argparse.Namespace) -> None:
+    from .data.prepare import format_summary, prepare_dataset
+    from .data.sources.humanml3d import load_humanml3d
+
+    t0 = time.perf_counter()
+    takes, dropped, skeleton = load_humanml3d(args.src, dataset=args.dataset, units=args.units,
+                                              fps=args.fps, progress=not args.quiet)
+    source = "kit" if skeleton.name == "kit21" else "humanml3d"
+    summary = prepare_dataset(takes, args.out, skeleton=skeleton, source=source, seed=args.seed,
+                              overwrite=args.overwrite, dropped=dropped, progress=not args.quiet)
+    print(format_summary(summary))
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s (reading included)")
+
+
+def _prepare_procedural(args: argparse.Namespace) -> None:
+    from .data.prepare import format_summary, prepare_dataset
+    from .data.sources.procedural import SOURCE, procedural_takes
+    from .skeleton import get_skeleton
+
+    skeleton = get_skeleton(args.skeleton)
+    takes = procedural_takes(skeleton=skeleton, clips_per_kind=args.clips_per_kind, seed=args.seed)
+    summary = prepare_dataset(takes, args.out, skeleton=skeleton, source=SOURCE, seed=args.seed,
+                              overwrite=args.overwrite, progress=not args.quiet)
+    print(format_summary(summary))
+
+
+def _show(args: argparse.Namespace) -> None:
+    from .export.preview import preview_prepared_clip
+
+    out = preview_prepared_clip(args.dataset, args.clip_id, args.out, fmt=args.format)
+    print(f"wrote {out}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """Until a trained model is bundled, the main job shows the data path end to end."""
+    from .data.prepare import format_summary, prepare_dataset
+    from .data.sources.procedural import SOURCE, procedural_takes
+    from .export.preview import preview_prepared_clip
+    from .skeleton import get_skeleton
+
+    out = Path(args.out)
+    skeleton = get_skeleton(args.skeleton)
+    takes = procedural_takes(skeleton=skeleton, clips_per_kind=6, seed=args.seed)
+    summary = prepare_dataset(takes, out / "dataset", skeleton=skeleton, source=SOURCE,
+                              seed=args.seed, overwrite=True, progress=False)
+    print(format_summary(summary))
+    for clip_id in ("walk_000", "wave_003", "jump_001"):
+        for fmt in ("png", "gif"):
+            path = preview_prepared_clip(out / "dataset", clip_id, out / f"{clip_id}.{fmt}", fmt=fmt)
+            print(f"wrote {path}")
+
+
+def _skeletons(args: argparse.Namespace) -> None:
+    from .skeleton import SKELETONS
+
+    for s in SKELETONS.values():
+        print(f"{s.name}: {s.num_joints} joints, root {s.joint_names[0]}. {s.description}")
+        if args.verbose:
+            for j, (name, p) in enumerate(zip(s.joint_names, s.parents)):
+                print(f"  {j:2d} {name:<14} parent {s.joint_names[p] if p >= 0 else '-'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="free3d", description=__doc__)
+    p.add_argument("--version", action="version", version=f"free3d {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare and inspect datasets").add_subparsers(
+        dest="data_command", required=True)
+    prep = data.add_parser("prepare", help="turn a source dataset into free3d's prepared format")
+    prep_sub = prep.add_subparsers(dest="source", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--out", required=True, help="folder to create")
+        q.add_argument("--seed", type=int, default=0, help="cameras, captions and splits")
+        q.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    q = prep_sub.add_parser("bandai-namco", help="Bandai-Namco Research Motion Dataset (BVH)")
+    q.add_argument("--src", required=True,
+                   help="the dataset folders, one .tar.xz archive, or a folder of the archives")
+    q.add_argument("--workers", type=int, default=None, help="parser processes (default: cores)")
+    common(q)
+    q.set_defaults(func=_prepare_bandai)
+
+    q = prep_sub.add_parser("humanml3d", help="HumanML3D or KIT-ML (new_joints + texts + splits)")
+    q.add_argument("--src", required=True, help="folder with new_joints/, texts/, train.txt ...")
+    q.add_argument("--dataset", choices=("auto", "humanml3d", "kit"), default="auto")
+    q.add_argument("--units", choices=("auto", "m", "mm"), default="auto")
+    q.add_argument("--fps", type=float, default=None, help="source frame rate (20; KIT 12.5)")
+    common(q)
+    q.set_defaults(func=_prepare_humanml3d)
+
+    q = prep_sub.add_parser("procedural", help="tiny synthetic walk/wave/jump dataset")
+    q.add_argument("--skeleton", default="bandai21")
+    q.add_argument("--clips-per-kind", type=int, default=8)
+    common(q)
+    q.set_defaults(func=_prepare_procedural)
+
+    q = data.add_parser("show", help="render a prepared clip: 3D beside its 2D view")
+    q.add_argument("dataset", help="prepared dataset folder")
+    q.add_argument("clip_id")
+    q.add_argument("--out", default=None, help="output file (default ./<clip-id>.<format>)")
+    q.add_argument("--format", choices=("gif", "png", "mp4"), default="gif")
+    q.set_defaults(func=_show)
+
+    q = sub.add_parser("demo", help="build the procedural dataset and render previews")
+    q.add_argument("--out", default="free3d-demo")
+    q.add_argument("--skeleton", default="bandai21")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_demo)
+
+    q = sub.add_parser("skeletons", help="list registered skeletons")
+    q.add_argument("-v", "--verbose", action="store_true")
+    q.set_defaults(func=_skeletons)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"free3d: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

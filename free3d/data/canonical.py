@@ -1,0 +1,69 @@
+"""Canonical 3D clips (DESIGN.md section 2): metres, Y up, 20 fps, floor at y = 0,
+first-frame root at x = z = 0 facing +Z, 2 to 9.8 s long."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..representation import facing_direction, from_free3d, heading_angle, to_free3d
+from ..skeleton import Skeleton
+
+FPS = 20.0
+MIN_FRAMES = 40  # 2 s
+MAX_FRAMES = 196  # 9.8 s; token length = frames / 4
+
+
+def canonicalize(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Put a (T, J, 3) clip on the floor, its first-frame root at the origin, facing +Z."""
+    joints = np.asarray(joints, dtype=np.float64)
+    out = joints - np.array([joints[0, 0, 0], joints[..., 1].min(), joints[0, 0, 2]])
+    forward = facing_direction(torch.from_numpy(out[0]), skeleton)
+    angle = -float(heading_angle(forward))  # turn the first-frame heading onto +Z
+    c, s = math.cos(angle), math.sin(angle)
+    rot_y = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return out @ rot_y.T
+
+
+def clip_windows(
+    n_frames: int, *, min_frames: int = MIN_FRAMES, max_frames: int = MAX_FRAMES
+) -> list[tuple[int, int]]:
+    """Frame ranges [start, end) that cut a take into clips of min..max frames.
+
+    Too short: no clip. Too long: the fewest equal pieces that fit, so no frame is lost
+    and no piece is a short leftover.
+    """
+    if n_frames < min_frames:
+        return []
+    pieces = math.ceil(n_frames / max_frames)
+    bounds = np.linspace(0, n_frames, pieces + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def resample_positions(
+    joints: np.ndarray, src_fps: float, dst_fps: float, skeleton: Skeleton
+) -> np.ndarray:
+    """Resample a joint-position clip in time (for sources that have no rotations).
+
+    Limb vectors are interpolated linearly and then rescaled to each limb's median
+    length, so bones keep their length (plain position interpolation shortens them).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if abs(src_fps - dst_fps) < 1e-9:
+        return joints
+    n = joints.shape[0]
+    n_out = int(math.floor((n - 1) * dst_fps / src_fps + 1e-6)) + 1
+    src = np.arange(n_out) * (src_fps / dst_fps)
+    i0 = np.clip(np.floor(src).astype(np.int64), 0, n - 1)
+    i1 = np.clip(i0 + 1, 0, n - 1)
+    a = (src - i0)[:, None, None]
+    traj, limbs = to_free3d(torch.from_numpy(joints), skeleton)
+    traj, limbs = traj.numpy(), limbs.numpy()
+    lengths = np.median(np.linalg.norm(limbs, axis=-1), axis=0)
+    new_limbs = (1 - a) * limbs[i0] + a * limbs[i1]
+    norm = np.linalg.norm(new_limbs, axis=-1, keepdims=True)
+    new_limbs = new_limbs / np.maximum(norm, 1e-12) * lengths[None, :, None]
+    new_traj = (1 - a[:, 0]) * traj[i0] + a[:, 0] * traj[i1]
+    return from_free3d(torch.from_numpy(new_traj), torch.from_numpy(new_limbs), skeleton).numpy()
