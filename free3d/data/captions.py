@@ -59,7 +59,7 @@ CONTENT_PHRASES: dict[str, tuple[str, ...]] = {
             "says goodbye with a wave of one hand", "waves farewell with one hand"),
     "guide": ("gestures with an arm to show the way", "points the way with an open hand",
               "shows the way with a sweep of the arm",
-              "motions with one arm to lead another person the way"),
+              "motions with one arm to lead the way"),
     "byebye": ("waves goodbye with both hands", "waves both hands to say goodbye",
                "says goodbye by waving both arms widely", "waves farewell with both arms"),
     "respond": ("responds to a call by raising a hand", "raises a hand in reply",
@@ -78,10 +78,10 @@ CONTENT_PHRASES: dict[str, tuple[str, ...]] = {
                     "dances a short routine", "does a quick little dance"),
     # dataset-2
     "walk-turn-left": ("walks and turns left", "walks forward and then turns to the left",
-                       "walks, making a turn to the left", "turns left while walking",
+                       "walks while turning to the left", "turns left while walking",
                        "walks and makes a left turn"),
     "walk-turn-right": ("walks and turns right", "walks forward and then turns to the right",
-                        "walks, making a turn to the right", "turns right while walking",
+                        "walks while turning to the right", "turns right while walking",
                         "walks and makes a right turn"),
     "wave-both-hands": ("waves both hands", "waves with both hands",
                         "waves both hands in the air", "raises both hands and waves them"),
@@ -199,7 +199,7 @@ STYLE_PHRASES: dict[str, StylePhrases] = {
         subjects=("a musical performer", "a stage performer", "a musical theater actor"),
     ),
     "giant": StylePhrases(
-        adjectives=("giant", "hulking", "lumbering", "heavy-footed", "massive"),
+        adjectives=("giant", "hulking", "lumbering", "heavy-footed", "huge"),
         adverbs=("like a giant", "heavily", "ponderously", "in a lumbering way"),
         clauses=("moving like a giant", "heavy and lumbering like a giant",
                  "with the ponderous bulk of a giant"),
@@ -228,14 +228,17 @@ _SUBJECTS = ("a person", "someone", "somebody", "a man", "a woman", "the charact
 # Nouns an adjective can qualify ("a tired ___").
 _NOUNS = ("person", "man", "woman", "character", "figure", "individual")
 
-# Sentence frames. Each call cycles through the usable frames before repeating one, so a
-# handful of captions already spans several sentence structures.
-_FRAMES = (
+# Sentence frames. The core five carry the style in five different ways and come first in
+# every call (in a seeded order), so even five captions span five sentence structures;
+# the extras follow.
+_CORE_FRAMES = (
     "{a_adj} {noun} {vp}.",
     "{subj} {vp} {adv}.",
     "{subj} {vp}, {clause}.",
     "{adv}, {subj} {vp}.",
     "{style_subj} {vp}.",
+)
+_EXTRA_FRAMES = (
     "{subj} {ly} {vp}.",
     "{a_adj} {noun} {vp}, {clause}.",
     "{style_subj} {vp}, {clause}.",
@@ -268,8 +271,8 @@ def _with_article(phrase: str) -> str:
     """``phrase`` preceded by "a" or "an", judged by its first letters' sound."""
     first = phrase.split()[0]
     # a "u" that sounds like "you" (unique, useful) takes "a"; other vowels take "an"
-    vowel = first[0] in "aeio" or (first[0] == "u" and not first.startswith(("uni", "use",
-                                                                            "usu", "ut")))
+    vowel = first[0] in "aeio" or (first[0] == "u"
+                                   and not first.startswith(("uni", "use", "usu")))
     return ("an " if vowel else "a ") + phrase
 
 
@@ -279,21 +282,26 @@ def _check(label: str, kind: str, known: set[str]) -> None:
                          f"{', '.join(sorted(known))}")
 
 
-def _fill(frame: str, vp: str, style: StylePhrases, rng: random.Random) -> str:
-    # draw every slot, used or not, so a frame's wording does not shift the stream
-    # differently from one frame to the next
-    ly = [a for a in style.adverbs if " " not in a and a.endswith("ly")]
-    slots = {
-        "vp": vp,
-        "a_adj": _with_article(rng.choice(style.adjectives)),
-        "noun": rng.choice(_NOUNS),
-        "adv": rng.choice(style.adverbs),
-        "clause": rng.choice(style.clauses),
-        "subj": rng.choice(_SUBJECTS),
-        "style_subj": rng.choice(style.subjects),
-        "ly": rng.choice(ly) if ly else "",
-    }
-    return frame.format(**slots)
+class _Deck:
+    """Draws from a pool without repeats until it runs out, then reshuffles.
+
+    Within one call this spreads the wording over the whole pool (different verb phrases,
+    subjects, adverbs...) instead of letting independent draws repeat one.
+    """
+
+    def __init__(self, pool: tuple[str, ...], rng: random.Random) -> None:
+        self._pool, self._rng, self._left = pool, rng, list[str]()
+
+    def draw(self) -> str:
+        if not self._left:
+            self._left = list(self._pool)
+            self._rng.shuffle(self._left)
+        return self._left.pop()
+
+
+def _ly_adverbs(style: StylePhrases) -> tuple[str, ...]:
+    # single-word "-ly" adverbs are the ones that read well before the verb
+    return tuple(a for a in style.adverbs if " " not in a and a.endswith("ly"))
 
 
 def make_captions(content: str, style: str, *, n: int = 6, seed: int | str = 0) -> list[str]:
@@ -301,7 +309,9 @@ def make_captions(content: str, style: str, *, n: int = 6, seed: int | str = 0) 
 
     Deterministic for a given (content, style, seed): the generator is seeded from a
     CRC-32 of those (never the salted built-in ``hash``), and a larger ``n`` extends a
-    smaller one's list. Consecutive captions use different sentence frames. Raises
+    smaller one's list. The first five use five different sentence frames (adjective,
+    trailing adverb, trailing clause, fronted adverb, styled subject, in a seeded order),
+    and each slot draws from its pool without repeats, so the wording varies too. Raises
     ValueError for an unknown label, for ``n < 1``, or if ``n`` exceeds the phrasings
     there are.
     """
@@ -310,20 +320,33 @@ def make_captions(content: str, style: str, *, n: int = 6, seed: int | str = 0) 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     phrases = STYLE_PHRASES[style]
-    frames = [f for f in _FRAMES
-              if "{ly}" not in f or any(" " not in a and a.endswith("ly")
-                                        for a in phrases.adverbs)]
-    if phrases.plain_ok:
-        frames.append(_PLAIN_FRAME)
     rng = random.Random(zlib.crc32(f"{content}|{style}|{seed}".encode()))
-    rng.shuffle(frames)
+    core = list(_CORE_FRAMES)
+    extra = [f for f in _EXTRA_FRAMES if "{ly}" not in f or _ly_adverbs(phrases)]
+    if phrases.plain_ok:
+        extra.append(_PLAIN_FRAME)
+    rng.shuffle(core)
+    rng.shuffle(extra)
+    frames = core + extra
+    decks = {
+        "vp": _Deck(CONTENT_PHRASES[content], rng),
+        "a_adj": _Deck(tuple(_with_article(a) for a in phrases.adjectives), rng),
+        "noun": _Deck(_NOUNS, rng),
+        "adv": _Deck(phrases.adverbs, rng),
+        "clause": _Deck(phrases.clauses, rng),
+        "subj": _Deck(_SUBJECTS, rng),
+        "style_subj": _Deck(phrases.subjects, rng),
+        "ly": _Deck(_ly_adverbs(phrases) or ("",), rng),
+    }
     out: list[str] = []
     seen: set[str] = set()
-    # duplicates are possible when a draw repeats; the attempt cap only guards against
+    # a repeat is possible once a deck wraps round; the attempt cap only guards against
     # asking for more captions than the phrase tables can produce
     for i in range(200 * n):
         frame = frames[i % len(frames)]
-        caption = _fill(frame, rng.choice(CONTENT_PHRASES[content]), phrases, rng)
+        # only the slots the frame uses are drawn, so unused slots keep their turn
+        slots = {k: d.draw() for k, d in decks.items() if "{" + k + "}" in frame}
+        caption = frame.format(**slots)
         if caption not in seen:
             seen.add(caption)
             out.append(caption)
