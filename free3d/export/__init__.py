@@ -1,0 +1,1 @@
+"""Exporting motions: quick-look previews (GIF/PNG/MP4) for people to inspect."""
