@@ -137,8 +137,13 @@ def test_existing_output_is_kept_unless_overwrite(procedural_dataset, tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         prepare_dataset(takes, out, skeleton=s, source="t", progress=False)
     assert (out / "precious.txt").read_text() == "keep me"
-    prepare_dataset(takes, out, skeleton=s, source="t", progress=False, overwrite=True)
-    assert not (out / "precious.txt").exists() and (out / "meta.json").exists()
+    with pytest.raises(FileExistsError, match="not a prepared free3d dataset"):
+        prepare_dataset(takes, out, skeleton=s, source="t", progress=False, overwrite=True)
+    assert (out / "precious.txt").read_text() == "keep me"
+    (out / "precious.txt").unlink()
+    prepare_dataset(takes, out, skeleton=s, source="t", progress=False)
+    prepare_dataset(takes[:2], out, skeleton=s, source="t", progress=False, overwrite=True)
+    assert len(read_records(out)) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

@@ -75,9 +75,12 @@ class DatasetWriter:
         self.out = Path(out)
         if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())):
             if not overwrite:
-                raise FileExistsError(
-                    f"{self.out} already exists and is not empty; choose another --out or "
-                    "pass --overwrite")
+                raise FileExistsError(f"{self.out} already exists and is not empty; choose another "
+                                      "--out or pass --overwrite")
+            # --overwrite replaces a prepared dataset, never some other folder
+            if not (self.out / "meta.json").is_file():
+                raise FileExistsError(f"{self.out} exists and is not a prepared free3d dataset; "
+                                      "refusing to overwrite it")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
         for d in (MOTION2D_DIR, MOTION3D_DIR, TEXTS_DIR, "splits"):
