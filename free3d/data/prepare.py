@@ -142,8 +142,8 @@ def format_summary(summary: dict) -> str:
     """Human-readable summary of :func:`prepare_dataset`."""
     lines = [
         f"prepared {summary['clips']} clips from {summary['takes_kept']} takes of "
-        f"{summary['source']} ({summary['hours']:.2f} h, skeleton {summary['skeleton']}) "
-        f"in {summary['seconds']:.1f} s",
+        f"{summary['source']} ({summary['hours']:.2f} h, skeleton {summary['skeleton']}); "
+        f"cutting, projecting and writing took {summary['seconds']:.1f} s",
         "splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()),
     ]
     for key, counts in summary["labels"].items():
