@@ -75,6 +75,38 @@ def _demo(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .training.lifting import make_config, train
+
+    overrides = {k: getattr(args, k, None) for k in (
+        "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
+        "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every")}
+    for flag in ("rec", "ori", "feat"):
+        if getattr(args, f"no_{flag}", False):
+            overrides[f"use_{flag}"] = False
+    cfg = make_config(args.stage, args.data, preset=args.preset, **overrides)
+    out = train(cfg, args.out, progress=not args.quiet)
+    print(f"trained {cfg.stage} ({cfg.total_iters} steps) in {out}")
+
+
+def _eval_lift(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluation.lift import evaluate_lifting
+
+    rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet)
+            for m in args.model]
+    rows += [evaluate_lifting(args.data, reference=r, split=args.split, progress=not args.quiet)
+             for r in args.reference]
+    if not rows:
+        raise ValueError("nothing to evaluate: give --model RUN and/or --reference NAME")
+    print("| model | clips | MPJPE (mm) | PA-MPJPE (mm) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['clips']} | {r['mpjpe_mm']:.1f} | {r['pa_mpjpe_mm']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def _skeletons(args: argparse.Namespace) -> None:
     from .skeleton import SKELETONS
 
@@ -135,6 +167,53 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_demo)
 
+    train = sub.add_parser("train", help="train a model stage").add_subparsers(
+        dest="stage", required=True)
+    stage_help = {
+        "prior": "the frozen 2D motion prior (VQ-VAE; --prior-kind vae/ae for table 4)",
+        "mlrq": "the Motion-Lifting RQ-VAE from 2D only (paper eq. 9 to 15)",
+        "rvq3d": "the 3D-supervised baseline (MoMask's RVQ-VAE; --input-dim 2 lifts)",
+    }
+    for stage, text in stage_help.items():
+        q = train.add_parser(stage, help=text)
+        q.add_argument("--data", required=True, help="prepared dataset folder")
+        q.add_argument("--out", required=True, help="run folder (re-run to resume)")
+        q.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
+        q.add_argument("--iters", type=int, help="pretraining steps")
+        q.add_argument("--finetune-iters", type=int, help="fine-tuning steps at the lower lr")
+        q.add_argument("--batch-size", type=int)
+        q.add_argument("--window", type=int, help="frames per training window (multiple of 4)")
+        q.add_argument("--lr", type=float)
+        q.add_argument("--beta", type=float, help="commitment weight")
+        q.add_argument("--seed", type=int)
+        q.add_argument("--checkpoint-every", type=int)
+        q.add_argument("--representation", choices=("limbs", "joints"))
+        q.add_argument("--quiet", action="store_true")
+        if stage == "prior":
+            q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))
+        if stage == "mlrq":
+            q.add_argument("--prior", help="run folder of the trained 2D prior")
+            q.add_argument("--no-rec", action="store_true", help="ablation: without Lrec")
+            q.add_argument("--no-ori", action="store_true", help="ablation: without Lori")
+            q.add_argument("--no-feat", action="store_true", help="ablation: without Lfeat")
+            q.add_argument("--feat-encoder", choices=("shared", "separate"),
+                           help="separate: Lfeat with the prior's encoder (table 4)")
+        if stage == "rvq3d":
+            q.add_argument("--input-dim", type=int, choices=(2, 3),
+                           help="3: MoMask's RVQ-VAE (3D in); 2: supervised 2D-to-3D lifting")
+        q.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="evaluate models").add_subparsers(dest="what", required=True)
+    q = ev.add_parser("lift", help="MPJPE / PA-MPJPE of 2D test clips lifted to 3D")
+    q.add_argument("--data", required=True, help="prepared dataset folder")
+    q.add_argument("--model", action="append", default=[], help="run folder (repeatable)")
+    q.add_argument("--reference", action="append", default=[],
+                   choices=("zero-depth", "mean-pose"), help="trivial reference (repeatable)")
+    q.add_argument("--split", default="test", choices=("train", "val", "test"))
+    q.add_argument("--json", help="also write the rows as JSON here")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_eval_lift)
+
     q = sub.add_parser("skeletons", help="list registered skeletons")
     q.add_argument("-v", "--verbose", action="store_true")
     q.set_defaults(func=_skeletons)
@@ -145,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"free3d: error: {msg}", file=sys.stderr)
         return 2

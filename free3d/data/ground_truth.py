@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepared import MOTION3D_DIR, DatasetError, read_split
+from .prepared import MOTION2D_DIR, MOTION3D_DIR, DatasetError, read_split
+from .single_view import Camera
 
 
 def load_motion3d(root: str | os.PathLike, clip_id: str) -> np.ndarray:
@@ -24,3 +25,26 @@ def load_motion3d(root: str | os.PathLike, clip_id: str) -> np.ndarray:
 
 def load_split3d(root: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
     return {cid: load_motion3d(root, cid) for cid in read_split(root, split)}
+
+
+def load_camera(root: str | os.PathLike, clip_id: str) -> Camera:
+    """The clip's stored single-view camera (evaluation maps lifted poses back with it)."""
+    path = Path(root) / MOTION2D_DIR / f"{clip_id}.npz"
+    if not path.is_file():
+        raise DatasetError(f"{root}: no 2D motion for clip {clip_id!r}")
+    with np.load(path) as z:
+        return Camera(float(z["camera_azimuth_deg"]), float(z["camera_elevation_deg"]),
+                      float(z["camera_scale"]), tuple(float(v) for v in z["camera_translation"]))
+
+
+def world_to_camera(joints: np.ndarray, camera: Camera) -> np.ndarray:
+    """World joints (metres) -> the camera frame and units of the clip's 2D view.
+
+    x, y then match the stored 2D up to translation; z is the depth a lifter must find.
+    """
+    return camera.scale * joints @ camera.rotation().T
+
+
+def camera_to_world(joints: np.ndarray, camera: Camera) -> np.ndarray:
+    """Inverse of :func:`world_to_camera` (up to translation)."""
+    return (joints / camera.scale) @ camera.rotation()

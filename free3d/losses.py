@@ -1,0 +1,98 @@
+"""Free3D's 3D-free objectives (paper eq. 10 to 15).
+
+Predicted 3D motion (trajectory (B,T,3), limbs (B,T,K,3)) is in the camera frame of its
+2D input, so the weak-perspective projection Phi is "drop z" (the 2D data is already
+scale-normalised). Every term takes an optional (B, T) ``mask`` of valid frames.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .representation import (
+    body_orientation,
+    foot_directions,
+    from_free3d,
+    random_view_rotations,
+    rotate,
+)
+from .skeleton import Skeleton
+
+
+def _masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over all elements of x (B, T, ...) counting only frames where mask is true."""
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype).reshape(*mask.shape, *([1] * (x.ndim - 2))).expand_as(x)
+    return (x * m).sum() / m.sum().clamp_min(1)
+
+
+def loss_2d(traj3: Tensor, limbs3: Tensor, traj2: Tensor, limbs2: Tensor, *,
+            limb_std: Tensor | None = None, traj_std: Tensor | None = None,
+            confidence: Tensor | None = None, skeleton: Skeleton | None = None,
+            mask: Tensor | None = None) -> Tensor:
+    """L2D (eq. 10): ||Phi(v3D) - v2D||^2 + ||Phi(tau) - tau||^2, trajectories relative to
+    frame 0.
+
+    ``limb_std`` (K, 2) and ``traj_std`` (2,) express the errors in units of the training
+    data's spread, as MoMask's losses on normalised features do, so the terms of eq. 15
+    are on comparable scales. ``confidence`` (B, T, J) weights each limb by the lower
+    confidence of its two joints (ones for mocap; detector scores for video keypoints).
+    """
+    limb_err = limbs3[..., :2] - limbs2
+    if limb_std is not None:
+        limb_err = limb_err / limb_std
+    limb_err = limb_err.square().mean(-1)  # (B, T, K)
+    if confidence is not None:
+        if skeleton is None:
+            raise ValueError("loss_2d needs the skeleton to weight limbs by joint confidence")
+        parents = torch.as_tensor(skeleton.limb_parents, device=confidence.device)
+        limb_err = limb_err * torch.minimum(confidence[..., 1:], confidence[..., parents])
+    traj_err = (traj3[..., :2] - traj3[:, :1, :2]) - (traj2 - traj2[:, :1])
+    if traj_std is not None:
+        traj_err = traj_err / traj_std
+    return _masked_mean(limb_err, mask) + _masked_mean(traj_err.square().mean(-1), mask)
+
+
+def orientation_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
+    """Lori (eq. 12): max(0, -v_foot . v_ori), for both feet, averaged over frames."""
+    v_ori = body_orientation(limbs3, skeleton)  # (B, T, 3)
+    feet = foot_directions(limbs3, skeleton)  # (B, T, 2, 3)
+    return _masked_mean(torch.relu(-(feet * v_ori.unsqueeze(-2)).sum(-1)), mask)
+
+
+def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skeleton
+                 ) -> tuple[Tensor, Tensor]:
+    """Rotate a predicted 3D motion by (B, 3, 3) rotations and project it like the data.
+
+    The 2D data's scale is normalised (median pelvis-neck length = rest torso), so the
+    new view is normalised the same way before the prior judges it.
+    """
+    traj = rotate(traj3, rotation)[..., :2]  # (B, T, 3) @ (B, 3, 3)
+    limbs = rotate(limbs3, rotation.unsqueeze(1))[..., :2]  # (B, T, K, 3) @ (B, 1, 3, 3)
+    joints = from_free3d(torch.zeros_like(traj), limbs, skeleton)
+    torso = (joints[..., skeleton.index("neck"), :] - joints[..., skeleton.index("pelvis"), :]).norm(dim=-1)
+    scale = skeleton.torso_length / torso.median(dim=1).values.clamp_min(1e-4)  # (B,)
+    return traj * scale[:, None, None], limbs * scale[:, None, None, None]
+
+
+def view_prior_loss(traj3: Tensor, limbs3: Tensor, prior, skeleton: Skeleton, *,
+                    max_tilt_deg: float = 10.0, generator: torch.Generator | None = None) -> Tensor:
+    """Lrec (eq. 11): the frozen 2D prior's reconstruction error of a random new view.
+
+    The prior's parameters must be frozen (requires_grad False) and it in eval mode:
+    the gradient flows through it to the prediction, never into it.
+    """
+    rotation = random_view_rotations(traj3.shape[0], max_tilt_deg=max_tilt_deg, generator=generator,
+                                     dtype=traj3.dtype, device=traj3.device)
+    traj2, limbs2 = project_view(traj3, limbs3, rotation, skeleton)
+    return prior.reconstruction_error(traj2, limbs2)
+
+
+def feature_loss(encode, traj3: Tensor, limbs3: Tensor, traj2: Tensor, limbs2: Tensor) -> Tensor:
+    """Lfeat (eq. 14): ||E(projected prediction) - E(input)||^2 with encoder ``encode``."""
+    projected = encode(traj3[..., :2], limbs3[..., :2])
+    # the input's features are the target: no gradient through them, or the encoder
+    # could meet the projection half-way by forgetting the input
+    return (projected - encode(traj2, limbs2).detach()).square().mean()

@@ -1,0 +1,343 @@
+"""Training stages of the motion autoencoders (paper sections 4.2, 4.3 and 5.1).
+
+- ``prior``: the 2D motion prior (VQ-VAE, or the VAE / AE ablations) on 2D clips.
+- ``mlrq``: the ML-RQ, 2D in, 3D out, trained with the 3D-free losses only.
+- ``rvq3d``: the 3D-supervised baseline, the one path that reads 3D: with
+  ``input_dim=3`` it is MoMask's RVQ-VAE (3D in, 3D out); with ``input_dim=2`` it is
+  the same network lifting 2D to 3D under 3D supervision (the supervised upper bound).
+
+All three share one loop: random fixed-length windows, Adam, linear warm-up, a
+pretraining phase and a fine-tuning phase at a lower learning rate, checkpoints that a
+restarted run resumes from, a CSV log and a progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import __version__
+from ..data.motion2d import Motion2DDataset
+from ..data.prepared import read_meta
+from ..losses import feature_loss, loss_2d, orientation_loss, view_prior_loss
+from ..models.autoencoders import MotionLifter, Prior2D, get_preset
+from ..models.features import encode_motion
+from ..representation import to_free3d
+from ..skeleton import Skeleton, get_skeleton
+from .run import RunDir, load_weights, write_json
+
+STAGES = ("prior", "mlrq", "rvq3d")
+
+
+@dataclass
+class TrainConfig:
+    stage: str
+    data: str
+    preset: str = "cpu"
+    arch: dict = field(default_factory=dict)  # ConvVQConfig fields; filled from the preset
+    representation: str = "limbs"  # or "joints" (table 5's w.j.c ablation)
+    # prior
+    prior_kind: str = "vq"  # "vq" | "vae" | "ae" (table 4)
+    # mlrq
+    prior: str | None = None  # run folder of the frozen 2D prior
+    use_rec: bool = True
+    use_ori: bool = True
+    use_feat: bool = True
+    feat_encoder: str = "shared"  # "shared" (ML-RQ's own E) or "separate" (the prior's E)
+    lambda_rec: float = 1.0
+    lambda_ori: float = 1.0
+    lambda_feat: float = 1.0
+    beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
+    max_tilt_deg: float = 10.0
+    # rvq3d
+    input_dim: int = 3
+    # optimisation
+    iters: int = 3000  # pretraining steps
+    finetune_iters: int = 1000  # then fine-tuning steps at finetune_lr
+    lr: float = 2e-4
+    finetune_lr: float = 2e-5
+    warmup_iters: int = 200
+    batch_size: int = 64
+    window: int = 40
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 25
+
+    @property
+    def total_iters(self) -> int:
+        return self.iters + self.finetune_iters
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# training-budget defaults of each preset (the sizes come from models.autoencoders.PRESETS)
+PRESET_TRAINING = {
+    "cpu": {"batch_size": 64, "window": 40, "iters": 3000, "finetune_iters": 1000,
+            "warmup_iters": 200},
+    "paper": {"batch_size": 256, "window": 64, "iters": 20000, "finetune_iters": 5000,
+              "warmup_iters": 1000},
+}
+
+
+def make_config(stage: str, data: str, *, preset: str = "cpu", **overrides) -> TrainConfig:
+    """A config with the preset's sizes and budget, then ``overrides`` (None = keep)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+    base = {"stage": stage, "data": str(data), "preset": preset,
+            "arch": get_preset(preset).to_dict(), **PRESET_TRAINING[preset]}
+    if stage in ("prior", "rvq3d"):
+        base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig.from_dict(base)
+    if cfg.stage == "mlrq" and not cfg.prior and (cfg.use_rec or cfg.feat_encoder == "separate"):
+        raise ValueError("ML-RQ training needs --prior (a trained 2D prior run) for Lrec "
+                         "or the separate Lfeat encoder")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class ClipArrays:
+    """Training clips concatenated along time, for fast vectorised window sampling."""
+
+    arrays: dict[str, np.ndarray]
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def stack(cls, clips: list[dict[str, np.ndarray]]) -> ClipArrays:
+        lengths = np.array([len(next(iter(c.values()))) for c in clips])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return cls({k: np.concatenate([c[k] for c in clips]) for k in clips[0]}, starts, lengths)
+
+    def sample(self, batch: int, window: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        ok = np.flatnonzero(self.lengths >= window)
+        pick = ok[torch.randint(len(ok), (batch,), generator=generator).numpy()]
+        room = self.lengths[pick] - window + 1
+        offset = (torch.rand(batch, generator=generator).numpy() * room).astype(np.int64)
+        idx = (self.starts[pick] + offset)[:, None] + np.arange(window)
+        return {k: torch.from_numpy(v[idx]) for k, v in self.arrays.items()}
+
+
+def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
+    """2D clips for prior/mlrq; 3D (world or camera frame) and 2D for rvq3d."""
+    ds = Motion2DDataset(cfg.data, "train")
+    clips = []
+    if cfg.stage != "rvq3d":
+        for c in ds.clips:
+            clips.append({"traj2": c.trajectory, "limbs2": c.limbs, "conf": c.confidence})
+    else:
+        from ..data.ground_truth import load_camera, load_motion3d, world_to_camera
+
+        for c in ds.clips:
+            j3 = load_motion3d(cfg.data, c.clip_id).astype(np.float64)
+            if cfg.input_dim == 2:  # supervised lifting: the 3D target in the 2D's camera frame
+                j3 = world_to_camera(j3, load_camera(cfg.data, c.clip_id))
+            traj3, limbs3 = to_free3d(torch.from_numpy(j3), skeleton)
+            clips.append({"traj2": c.trajectory, "limbs2": c.limbs, "conf": c.confidence,
+                          "traj3": traj3.float().numpy(), "limbs3": limbs3.float().numpy()})
+    arrays = ClipArrays.stack(clips)
+    if not (arrays.lengths >= cfg.window).any():
+        raise ValueError(f"no training clip is at least {cfg.window} frames long")
+    return arrays
+
+
+# ---------------------------------------------------------------------------------------
+# models
+
+
+def build_model(cfg: TrainConfig, skeleton: Skeleton):
+    from ..models.autoencoders import ConvVQConfig
+
+    arch = ConvVQConfig(**cfg.arch)
+    if cfg.stage == "prior":
+        return Prior2D(skeleton=skeleton, arch=arch, kind=cfg.prior_kind,
+                       representation=cfg.representation)
+    input_dim = 2 if cfg.stage == "mlrq" else cfg.input_dim
+    return MotionLifter(skeleton=skeleton, arch=arch, input_dim=input_dim,
+                        representation=cfg.representation)
+
+
+def load_run(path: str | Path):
+    """(model in eval mode, its TrainConfig, skeleton) from a run folder."""
+    run = RunDir(path)
+    cfg = TrainConfig.from_dict(run.read_config()["train"])
+    skeleton = get_skeleton(read_meta_skeleton(run.read_config()))
+    model = build_model(cfg, skeleton)
+    load_weights(run.path / "model.safetensors", model)
+    return model.eval(), cfg, skeleton
+
+
+def read_meta_skeleton(run_config: dict) -> str:
+    return run_config["dataset"]["skeleton"]
+
+
+def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
+    prior, cfg, prior_skel = load_run(path)
+    if cfg.stage != "prior":
+        raise ValueError(f"{path} is a {cfg.stage} run, not a 2D prior")
+    if prior_skel.name != skeleton.name:
+        raise ValueError(f"the prior at {path} is for skeleton {prior_skel.name}, "
+                         f"the data is {skeleton.name}")
+    for p in prior.parameters():
+        p.requires_grad_(False)
+    return prior.eval()
+
+
+# ---------------------------------------------------------------------------------------
+# one step of each stage
+
+
+def _loss_scales(arrays: ClipArrays, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spread of 2D limbs and window-relative trajectories (the L2D units)."""
+    limbs = torch.from_numpy(arrays.arrays["limbs2"]).double()
+    g = torch.Generator().manual_seed(0)
+    traj = arrays.sample(256, window, g)["traj2"].double()
+    traj = traj - traj[:, :1]
+    return (limbs.std(0).clamp_min(1e-3).float(),
+            traj.reshape(-1, 2).std(0).clamp_min(1e-3).float())
+
+
+class StageStep:
+    """Computes one batch's losses for a stage; returns (total, {name: value})."""
+
+    def __init__(self, cfg: TrainConfig, model, skeleton: Skeleton, arrays: ClipArrays,
+                 prior: Prior2D | None) -> None:
+        self.cfg, self.model, self.skeleton, self.prior = cfg, model, skeleton, prior
+        self.limb_std, self.traj_std = _loss_scales(arrays, cfg.window)
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, model, s = self.cfg, self.model, self.skeleton
+        if cfg.stage == "prior":
+            x = model.features(batch["traj2"], batch["limbs2"])
+            recon, aux = model.reconstruct(x)
+            rec = (recon - x).square().mean()
+            total = rec + (cfg.beta * aux if model.kind == "vq" else aux)
+            return total, {"loss": total.item(), "rec": rec.item(), "aux": aux.item()}
+        if cfg.stage == "rvq3d":
+            if cfg.input_dim == 3:
+                out = model(batch["traj3"], batch["limbs3"])
+            else:
+                out = model(batch["traj2"], batch["limbs2"])
+            # MoMask's reconstruction loss, on the Free3D representation, in 3D
+            limb = (out.limbs - batch["limbs3"]).square().mean()
+            traj = ((out.trajectory - out.trajectory[:, :1])
+                    - (batch["traj3"] - batch["traj3"][:, :1])).square().mean()
+            rec = (limb / self.limb_std.square().mean() + traj / self.traj_std.square().mean())
+            total = rec + cfg.beta * out.commit_loss
+            return total, {"loss": total.item(), "rec3d": rec.item(),
+                           "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
+        # ML-RQ: 2D in, 3D out, 3D-free losses only (eq. 9 to 15)
+        out = model(batch["traj2"], batch["limbs2"])
+        terms = {"l2d": loss_2d(out.trajectory, out.limbs, batch["traj2"], batch["limbs2"],
+                                limb_std=self.limb_std, traj_std=self.traj_std,
+                                confidence=batch["conf"], skeleton=s)}
+        total = terms["l2d"] + cfg.beta * out.commit_loss
+        if cfg.use_rec:
+            terms["lrec"] = view_prior_loss(out.trajectory, out.limbs, self.prior, s,
+                                            max_tilt_deg=cfg.max_tilt_deg)
+            total = total + cfg.lambda_rec * terms["lrec"]
+        if cfg.use_ori:
+            terms["lori"] = orientation_loss(out.limbs, s)
+            total = total + cfg.lambda_ori * terms["lori"]
+        if cfg.use_feat:
+            encode = model.encode if cfg.feat_encoder == "shared" else self.prior.encode
+            terms["lfeat"] = feature_loss(encode, out.trajectory, out.limbs, batch["traj2"],
+                                          batch["limbs2"])
+            total = total + cfg.lambda_feat * terms["lfeat"]
+        logs = {"loss": total.item(), **{k: v.item() for k, v in terms.items()},
+                "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
+        return total, logs
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.iters:
+        return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_iters))
+    return cfg.finetune_lr
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
+    """Train (or resume) a run in ``out``; returns the run folder."""
+    run = RunDir(out)
+    meta = read_meta(cfg.data)
+    skeleton = get_skeleton(meta["skeleton"])
+    run_config = {"free3d_version": __version__, "train": cfg.to_dict(),
+                  "dataset": {"path": str(cfg.data), "skeleton": skeleton.name,
+                              "source": meta.get("source"), "seed": meta.get("seed")}}
+    resume = run.has_checkpoint()
+    if (run.path / "config.json").exists():
+        old = run.read_config()["train"]
+        keep = ("iters", "finetune_iters", "checkpoint_every", "log_every")
+        if {k: v for k, v in old.items() if k not in keep} != \
+                {k: v for k, v in cfg.to_dict().items() if k not in keep}:
+            raise ValueError(f"{run.path} holds a run with a different config; "
+                             "choose another --out to start a new run")
+    elif run.path.exists() and any(run.path.iterdir()):
+        raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    arrays = load_training_clips(cfg, skeleton)
+    model = build_model(cfg, skeleton)
+    prior = load_frozen_prior(cfg.prior, skeleton) if cfg.stage == "mlrq" and cfg.prior else None
+    if not resume:  # the input normaliser is fitted once, on training data
+        fit = arrays.sample(1024, cfg.window, torch.Generator().manual_seed(cfg.seed))
+        key = "traj3" if cfg.stage == "rvq3d" and cfg.input_dim == 3 else "traj2"
+        limbs = fit["limbs3" if key == "traj3" else "limbs2"]
+        model.normalizer.fit(encode_motion(fit[key], limbs, skeleton, cfg.representation))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                 betas=(0.9, 0.99))
+    sampler = torch.Generator().manual_seed(cfg.seed + 1)
+    start = 0
+    if resume:
+        state = run.load_checkpoint(model, optimizer)
+        start = state["step"]
+        sampler.set_state(state["sampler_rng"])
+        run.truncate_log(start)
+    write_json(run.path / "config.json", run_config)
+    step_fn = StageStep(cfg, model, skeleton, arrays, prior)
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, cfg.total_iters), initial=start, total=cfg.total_iters,
+               desc=f"train {cfg.stage}", unit="it", disable=not progress)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        batch = arrays.sample(cfg.batch_size, cfg.window, sampler)
+        loss, logs = step_fn(batch)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; "
+                                     f"last checkpoint is kept in {run.path}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.total_iters:
+            run.log({"step": done, "lr": optimizer.param_groups[0]["lr"],
+                     "seconds": round(time.perf_counter() - t0, 2),
+                     **{k: round(v, 6) for k, v in logs.items()}})
+            bar.set_postfix(loss=f"{logs['loss']:.4f}")
+        if done % cfg.checkpoint_every == 0 or done == cfg.total_iters:
+            run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
+    return run.path

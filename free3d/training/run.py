@@ -1,0 +1,115 @@
+"""A training run's folder: config JSON, safetensors weights, optimizer state, CSV log.
+
+Layout::
+
+    config.json        the run's full config (and what it was trained from)
+    model.safetensors  weights of the last checkpoint (buffers included)
+    state.pt           optimizer state, step, RNG states: what resuming needs
+    log.csv            one row per logged step
+
+Every file is written to a temporary name and renamed, so a run killed mid-write keeps
+its previous checkpoint and resumes from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+LOG = "log.csv"
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def save_weights(path: Path, model: nn.Module) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(path: Path, model: nn.Module) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights at {path}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path}: cannot read the weights ({e})") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not match the model (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}); was it trained with another config?")
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def read_config(self) -> dict:
+        p = self.path / CONFIG
+        if not p.is_file():
+            raise FileNotFoundError(f"{self.path} is not a free3d run (no {CONFIG})")
+        return json.loads(p.read_text())
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / WEIGHTS).is_file() and (self.path / STATE).is_file()
+
+    def save_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                        extra: dict | None = None) -> None:
+        save_weights(self.path / WEIGHTS, model)
+        state = {"step": step, "optimizer": optimizer.state_dict(),
+                 "torch_rng": torch.get_rng_state(), **(extra or {})}
+        _atomic(self.path / STATE, lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        load_weights(self.path / WEIGHTS, model)
+        state = torch.load(self.path / STATE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        return state
+
+    def log(self, row: dict) -> None:
+        p = self.path / LOG
+        new = not p.exists()
+        with open(p, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def truncate_log(self, step: int) -> None:
+        """Drop log rows after ``step`` (written after the checkpoint a resume starts from)."""
+        p = self.path / LOG
+        if not p.exists():
+            return
+        with open(p, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if int(r["step"]) <= step]
+        if len(kept) != len(rows):
+            with open(p, "w", newline="") as f:
+                if kept:
+                    w = csv.DictWriter(f, fieldnames=list(kept[0]))
+                    w.writeheader()
+                    w.writerows(kept)

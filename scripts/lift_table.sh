@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The lifting table of the ML-RQ issue: every row trained with the same budget on the
+# same prepared dataset, then scored by `free3d eval lift` on the test split.
+#   DATA=data/bandai-namco RUNS=runs/lift-cpu PRESET=cpu bash scripts/lift_table.sh
+# Extra arguments go to every `free3d train` call (e.g. --iters 1500 --finetune-iters 500).
+# Re-running resumes unfinished runs and skips finished ones.
+set -euo pipefail
+DATA=${DATA:-data/bandai-namco}
+RUNS=${RUNS:-runs/lift-${PRESET:-cpu}}
+PRESET=${PRESET:-cpu}
+common=(--data "$DATA" --preset "$PRESET" --quiet "$@")
+t() {  # t NAME STAGE ARGS...: train one run and record its wall time
+  local name=$1; shift
+  local start=$SECONDS
+  free3d train "$@" "${common[@]}" --out "$RUNS/$name"
+  echo "$name $((SECONDS - start))" >> "$RUNS/wall_seconds.txt"
+}
+mkdir -p "$RUNS"
+t prior-vq prior
+t prior-vae prior --prior-kind vae
+t prior-ae prior --prior-kind ae
+t rvq3d-lift rvq3d --input-dim 2
+t rvq3d-recon rvq3d --input-dim 3
+t free3d mlrq --prior "$RUNS/prior-vq"
+t no-rec mlrq --prior "$RUNS/prior-vq" --no-rec
+t no-ori mlrq --prior "$RUNS/prior-vq" --no-ori
+t no-feat mlrq --prior "$RUNS/prior-vq" --no-feat
+t vae-prior mlrq --prior "$RUNS/prior-vae"
+t ae-prior mlrq --prior "$RUNS/prior-ae"
+t unshared mlrq --prior "$RUNS/prior-vq" --feat-encoder separate
+t joints mlrq --prior "$RUNS/prior-vq" --representation joints
+models=()
+for r in rvq3d-lift rvq3d-recon free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints; do
+  models+=(--model "$RUNS/$r")
+done
+free3d eval lift --data "$DATA" --reference zero-depth --reference mean-pose "${models[@]}" \
+  --json "$RUNS/lift_table.json" --quiet | tee "$RUNS/lift_table.md"

@@ -1,0 +1,87 @@
+import torch
+
+from free3d.losses import feature_loss, loss_2d, orientation_loss, project_view, view_prior_loss
+from free3d.models.autoencoders import ConvVQConfig, MotionLifter, Prior2D
+from free3d.representation import rotate, rotation_y, to_free3d
+from free3d.skeleton import get_skeleton
+
+S = get_skeleton("bandai21")
+TINY = ConvVQConfig(width=16, code_dim=8, num_layers=2, codebook_size=16, depth=1)
+
+
+def walking_rest_pose(frames: int = 8, batch: int = 2) -> torch.Tensor:
+    rest = torch.from_numpy(S.rest_pose()).float()
+    steps = torch.arange(frames, dtype=torch.float32)[:, None, None] * torch.tensor([0.0, 0.0, 0.05])
+    return (rest + steps).expand(batch, frames, -1, -1).clone()
+
+
+def test_l2d_is_zero_for_an_exact_projection_and_positive_otherwise():
+    traj3, limbs3 = to_free3d(walking_rest_pose(), S)
+    traj3 = traj3 + torch.tensor([0.3, -0.2, 5.0])  # depth and offsets are invisible to L2D
+    limbs_depth = limbs3.clone()
+    limbs_depth[..., 2] += torch.randn(limbs3.shape[:-1])  # any depth, same projection
+    assert loss_2d(traj3, limbs_depth, traj3[..., :2], limbs3[..., :2]) == 0
+    wrong = limbs3.clone()
+    wrong[..., 0] += 0.1
+    assert loss_2d(traj3, wrong, traj3[..., :2], limbs3[..., :2]) > 0
+    # a confidence of zero on every joint silences the limb term
+    conf = torch.zeros(*limbs3.shape[:2], S.num_joints)
+    assert loss_2d(traj3, wrong, traj3[..., :2], limbs3[..., :2], confidence=conf, skeleton=S) == 0
+
+
+def test_orientation_loss_zero_for_forward_feet_positive_for_backward_feet():
+    _, limbs = to_free3d(walking_rest_pose(), S)
+    assert orientation_loss(limbs, S) == 0  # toes point along +Z, the hips' forward
+    turned = rotate(walking_rest_pose(), rotation_y(torch.tensor(2.0)))
+    assert orientation_loss(to_free3d(turned, S)[1], S) == 0  # any heading
+    backwards = limbs.clone()
+    for side in ("left_toe", "right_toe"):
+        backwards[..., S.limb(side), 2] *= -1
+    assert orientation_loss(backwards, S) > 0.05
+    # mirroring depth (the 2D ambiguity) makes the feet point backwards: Lori sees it
+    mirrored = limbs * torch.tensor([1.0, 1.0, -1.0])
+    assert orientation_loss(mirrored, S) > 0.05
+
+
+def test_project_view_matches_the_data_normalisation():
+    traj, limbs = to_free3d(walking_rest_pose(), S)
+    t2, l2 = project_view(traj, limbs, torch.eye(3).expand(2, 3, 3), S)
+    assert torch.allclose(l2, limbs[..., :2], atol=1e-6)  # rest torso: scale already 1
+    t2, l2 = project_view(traj * 2, limbs * 2, torch.eye(3).expand(2, 3, 3), S)
+    assert torch.allclose(l2, limbs[..., :2], atol=1e-5)  # twice the size: normalised back
+
+
+def test_lrec_gradient_reaches_the_decoder_and_never_the_prior():
+    torch.manual_seed(0)
+    prior = Prior2D(skeleton=S, arch=ConvVQConfig(width=16, code_dim=8, num_layers=1,
+                                                   codebook_size=16, depth=1)).eval()
+    for p in prior.parameters():
+        p.requires_grad_(False)
+    lifter = MotionLifter(skeleton=S, arch=TINY).train()
+    traj, limbs = to_free3d(walking_rest_pose(frames=16), S)
+    out = lifter(traj[..., :2], limbs[..., :2])
+    loss = view_prior_loss(out.trajectory, out.limbs, prior, S,
+                           generator=torch.Generator().manual_seed(1))
+    loss.backward()
+    assert all(p.grad is None for p in prior.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lifter.decoder.parameters())
+
+
+def test_feature_loss_zero_for_exact_projection_and_uses_the_given_encoder():
+    torch.manual_seed(0)
+    lifter = MotionLifter(skeleton=S, arch=TINY).eval()
+    traj, limbs = to_free3d(walking_rest_pose(frames=16), S)
+    assert feature_loss(lifter.encode, traj, limbs, traj[..., :2], limbs[..., :2]) == 0
+    other = limbs.clone()
+    other[..., 1] += 0.05
+    assert feature_loss(lifter.encode, traj, other, traj[..., :2], limbs[..., :2]) > 0
+
+
+def test_commitment_term_is_reported_and_differentiable():
+    torch.manual_seed(0)
+    lifter = MotionLifter(skeleton=S, arch=TINY).train()
+    traj, limbs = to_free3d(walking_rest_pose(frames=16), S)
+    out = lifter(traj[..., :2], limbs[..., :2])
+    assert out.commit_loss.ndim == 0 and out.commit_loss >= 0
+    out.commit_loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lifter.encoder.parameters())

@@ -1,0 +1,86 @@
+"""Training stages on the procedural dataset: tiny models, a few steps each."""
+
+import csv
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from free3d.cli import main
+from free3d.evaluation.lift import evaluate_lifting
+from free3d.training.lifting import load_run, make_config, train
+
+TINY = {"width": 32, "code_dim": 16, "num_layers": 3, "codebook_size": 32, "depth": 2,
+        "dropout": 0.0, "quantize_dropout": 0.2, "sample_temperature": 0.5,
+        "down": 2}
+FAST = {"arch": TINY, "batch_size": 16, "window": 40, "warmup_iters": 5, "log_every": 5}
+
+
+@pytest.fixture(scope="module")
+def prior_run(procedural_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "prior"
+    cfg = make_config("prior", procedural_dataset, iters=80, finetune_iters=20, **FAST)
+    train(cfg, out, progress=False)
+    return out
+
+
+def test_prior_run_folder(prior_run):
+    files = sorted(p.name for p in prior_run.iterdir())
+    assert files == ["config.json", "log.csv", "model.safetensors", "state.pt"]
+    rows = list(csv.DictReader(open(prior_run / "log.csv")))
+    assert int(rows[-1]["step"]) == 100 and float(rows[-1]["rec"]) < float(rows[0]["rec"])
+    model, cfg, skeleton = load_run(prior_run)
+    assert cfg.stage == "prior" and skeleton.name == "bandai21" and not model.training
+    assert any(k.startswith("quantizer.") for k in load_file(prior_run / "model.safetensors"))
+
+
+def test_killed_and_restarted_run_resumes_and_matches(procedural_dataset, tmp_path):
+    kw = dict(finetune_iters=0, checkpoint_every=10, **FAST)
+    straight = train(make_config("prior", procedural_dataset, iters=30, **kw), tmp_path / "a",
+                     progress=False)
+    train(make_config("prior", procedural_dataset, iters=20, **kw), tmp_path / "b", progress=False)
+    resumed = train(make_config("prior", procedural_dataset, iters=30, **kw), tmp_path / "b",
+                    progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [int(r["step"]) for r in csv.DictReader(open(resumed / "log.csv"))]
+    assert steps == sorted(set(steps)) and steps[-1] == 30
+    # a different config in the same folder is refused
+    with pytest.raises(ValueError, match="different config"):
+        train(make_config("prior", procedural_dataset, iters=30, prior_kind="ae", **kw),
+              tmp_path / "b", progress=False)
+
+
+def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path):
+    def mpjpe_after(iters):
+        cfg = make_config("mlrq", procedural_dataset, prior=str(prior_run), iters=iters,
+                          finetune_iters=0, seed=1, **FAST)
+        out = train(cfg, tmp_path / f"mlrq{iters}", progress=False)
+        return evaluate_lifting(procedural_dataset, model_path=out, split="train",
+                                progress=False)["mpjpe_mm"]
+
+    before, after = mpjpe_after(1), mpjpe_after(150)
+    assert after < 0.6 * before, (before, after)
+
+
+@pytest.mark.parametrize("stage, extra", [
+    ("rvq3d", ["--input-dim", "3"]),
+    ("rvq3d", ["--input-dim", "2"]),
+    ("mlrq", ["--no-rec", "--no-feat", "--representation", "joints"]),
+])
+def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, extra):
+    out = tmp_path / "run"
+    assert main(["train", stage, "--data", str(procedural_dataset), "--out", str(out),
+                 "--iters", "4", "--finetune-iters", "2", "--batch-size", "8", "--quiet",
+                 *extra]) == 0
+    assert main(["eval", "lift", "--data", str(procedural_dataset), "--model", str(out),
+                 "--reference", "zero-depth", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "| reference:zero-depth |" in text and f"| {stage}:run |" in text
+
+
+def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):
+    assert main(["train", "mlrq", "--data", str(procedural_dataset), "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    assert "needs --prior" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
