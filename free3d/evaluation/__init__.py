@@ -1,0 +1,1 @@
+"""Evaluation: lifting errors against the hidden 3D, and (later) generation metrics."""
