@@ -59,7 +59,8 @@ def test_ema_update_follows_the_formula():
     q(z)
     # code 0: sum 0.9*(0,0) + 0.1*(1,1), count 0.9 + 0.1*2 = 1.1
     assert torch.allclose(layer.codebook[0], torch.tensor([0.1, 0.1]) / 1.1)
-    assert torch.allclose(layer.codebook[1], (0.9 * torch.tensor([10.0, 10.0]) + 0.1 * torch.tensor([9.0, 9.0])) / 1.0)
+    # code 1: sum 0.9*(10,10) + 0.1*(9,9), count 0.9 + 0.1*1 = 1.0
+    assert torch.allclose(layer.codebook[1], torch.tensor([9.9, 9.9]))
 
 
 def test_dead_code_is_reset_to_a_batch_vector():

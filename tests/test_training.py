@@ -16,6 +16,11 @@ TINY = {"width": 32, "code_dim": 16, "num_layers": 3, "codebook_size": 32, "dept
 FAST = {"arch": TINY, "batch_size": 16, "window": 40, "warmup_iters": 5, "log_every": 5}
 
 
+def read_log(run):
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture(scope="module")
 def prior_run(procedural_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "prior"
@@ -27,7 +32,7 @@ def prior_run(procedural_dataset, tmp_path_factory):
 def test_prior_run_folder(prior_run):
     files = sorted(p.name for p in prior_run.iterdir())
     assert files == ["config.json", "log.csv", "model.safetensors", "state.pt"]
-    rows = list(csv.DictReader(open(prior_run / "log.csv")))
+    rows = read_log(prior_run)
     assert int(rows[-1]["step"]) == 100 and float(rows[-1]["rec"]) < float(rows[0]["rec"])
     model, cfg, skeleton = load_run(prior_run)
     assert cfg.stage == "prior" and skeleton.name == "bandai21" and not model.training
@@ -43,7 +48,7 @@ def test_killed_and_restarted_run_resumes_and_matches(procedural_dataset, tmp_pa
                     progress=False)
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    steps = [int(r["step"]) for r in csv.DictReader(open(resumed / "log.csv"))]
+    steps = [int(r["step"]) for r in read_log(resumed)]
     assert steps == sorted(set(steps)) and steps[-1] == 30
     # a different config in the same folder is refused
     with pytest.raises(ValueError, match="different config"):
