@@ -17,18 +17,18 @@ t() {  # t NAME STAGE ARGS...: train one run and record its wall time
 }
 mkdir -p "$RUNS"
 t prior-vq prior
-t prior-vae prior --prior-kind vae
-t prior-ae prior --prior-kind ae
+t free3d mlrq --prior "$RUNS/prior-vq"
 t rvq3d-lift rvq3d --input-dim 2
 t rvq3d-recon rvq3d --input-dim 3
-t free3d mlrq --prior "$RUNS/prior-vq"
 t no-rec mlrq --prior "$RUNS/prior-vq" --no-rec
 t no-ori mlrq --prior "$RUNS/prior-vq" --no-ori
 t no-feat mlrq --prior "$RUNS/prior-vq" --no-feat
-t vae-prior mlrq --prior "$RUNS/prior-vae"
-t ae-prior mlrq --prior "$RUNS/prior-ae"
 t unshared mlrq --prior "$RUNS/prior-vq" --feat-encoder separate
 t joints mlrq --prior "$RUNS/prior-vq" --representation joints
+t prior-vae prior --prior-kind vae
+t vae-prior mlrq --prior "$RUNS/prior-vae"
+t prior-ae prior --prior-kind ae
+t ae-prior mlrq --prior "$RUNS/prior-ae"
 models=()
 for r in rvq3d-lift rvq3d-recon free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints; do
   models+=(--model "$RUNS/$r")

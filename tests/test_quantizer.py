@@ -12,6 +12,18 @@ def rq(**kw):
     return ResidualQuantizer(**{**args, **kw})
 
 
+def one_layer(codebook, *, decay):
+    """A 1-layer argmax quantizer whose codebook is already set (EMA counts of 1)."""
+    q = ResidualQuantizer(dim=2, num_layers=1, codebook_size=2, decay=decay, dropout_prob=0.0,
+                          sample_temperature=0.0).train()
+    layer = q.layers[0]
+    layer.codebook.copy_(torch.tensor(codebook))
+    layer.code_sum.copy_(layer.codebook)
+    layer.code_count.fill_(1.0)
+    layer.initialised.fill_(True)
+    return q, layer
+
+
 def test_first_batch_initialises_codebooks_from_batch_vectors():
     torch.manual_seed(0)
     q = rq(dropout_prob=0.0).train()
@@ -48,13 +60,7 @@ def test_eval_codes_are_nearest_codes_layer_by_layer_and_deterministic():
 
 
 def test_ema_update_follows_the_formula():
-    q = ResidualQuantizer(dim=2, num_layers=1, codebook_size=2, decay=0.9, dropout_prob=0.0,
-                          sample_temperature=0.0).train()
-    layer = q.layers[0]
-    layer.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
-    layer.code_sum.copy_(layer.codebook)
-    layer.code_count.fill_(1.0)
-    layer.initialised.fill_(True)
+    q, layer = one_layer([[0.0, 0.0], [10.0, 10.0]], decay=0.9)
     z = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])
     q(z)
     # code 0: sum 0.9*(0,0) + 0.1*(1,1), count 0.9 + 0.1*2 = 1.1
@@ -65,13 +71,7 @@ def test_ema_update_follows_the_formula():
 
 def test_dead_code_is_reset_to_a_batch_vector():
     torch.manual_seed(0)
-    q = ResidualQuantizer(dim=2, num_layers=1, codebook_size=2, decay=0.5, dropout_prob=0.0,
-                          sample_temperature=0.0).train()
-    layer = q.layers[0]
-    layer.codebook.copy_(torch.tensor([[0.0, 0.0], [100.0, 100.0]]))
-    layer.code_sum.copy_(layer.codebook)
-    layer.code_count.fill_(1.0)
-    layer.initialised.fill_(True)
+    q, layer = one_layer([[0.0, 0.0], [100.0, 100.0]], decay=0.5)
     z = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]])
     q(z)  # code 1 unused: its EMA count falls to 0.5 < 1
     assert layer.code_count[1] == pytest.approx(0.5)
