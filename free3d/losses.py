@@ -67,13 +67,16 @@ def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skel
     """Rotate a predicted 3D motion by (B, 3, 3) rotations and project it like the data.
 
     The 2D data's scale is normalised (median pelvis-neck length = rest torso), so the
-    new view is normalised the same way before the prior judges it.
+    new view is normalised the same way before the prior judges it. The factor carries
+    no gradient and stays within [0.5, 2]: early predictions have torsos near zero length,
+    and a differentiable 1/torso would let Lrec grow without bound.
     """
     traj = rotate(traj3, rotation)[..., :2]  # (B, T, 3) @ (B, 3, 3)
     limbs = rotate(limbs3, rotation.unsqueeze(1))[..., :2]  # (B, T, K, 3) @ (B, 1, 3, 3)
     joints = from_free3d(torch.zeros_like(traj), limbs, skeleton)
     torso = (joints[..., skeleton.index("neck"), :] - joints[..., skeleton.index("pelvis"), :]).norm(dim=-1)
-    scale = skeleton.torso_length / torso.median(dim=1).values.clamp_min(1e-4)  # (B,)
+    scale = (skeleton.torso_length / torso.median(dim=1).values.clamp_min(1e-6)).detach()
+    scale = scale.clamp(0.5, 2.0)  # (B,)
     return traj * scale[:, None, None], limbs * scale[:, None, None, None]
 
 

@@ -1,1 +1,1 @@
-"""Evaluation: lifting errors against the hidden 3D, and (later) generation metrics."""
+"""Evaluation of free3d against hidden 3D ground truth: lifting metrics and references."""
