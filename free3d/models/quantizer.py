@@ -7,6 +7,11 @@ k-means, dead codes reset from the batch when their EMA count falls below 1 *ins
 the EMA update, Gumbel sampling only in training, and -1 codes for dropped layers.
 ``tests/test_quantizer.py`` pins each behaviour.
 
+One deliberate difference: the straight-through estimator is applied once to the sum
+of the layers. MoMask applies it inside each layer, which multiplies the gradient the
+encoder receives from the reconstruction by the number of kept layers; here the
+commitment weight alone sets the balance.
+
 Layout: inputs and outputs are (B, T, D), channels last. All randomness comes from
 torch's RNG, so ``torch.manual_seed`` makes training repeatable.
 """
