@@ -80,15 +80,41 @@ def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skel
     return traj * scale[:, None, None], limbs * scale[:, None, None, None]
 
 
+def upright_rotation(limbs3: Tensor, skeleton: Skeleton) -> Tensor:
+    """(B, 3, 3) rotations taking each clip's mean pelvis-to-neck direction to +Y.
+
+    A prediction lives in its camera's frame, whose "up" is tilted by the (unknown)
+    camera elevation; turning it about that tilted axis shows the body leaning
+    sideways, which the prior rightly dislikes. Standing the clip up first makes the
+    random turns of Lrec turn about the body's vertical. No gradient flows through it.
+    """
+    joints = from_free3d(torch.zeros_like(limbs3[..., 0, :]), limbs3.detach(), skeleton)
+    spine = (joints[..., skeleton.index("neck"), :] - joints[..., skeleton.index("pelvis"), :]).mean(1)
+    u = spine / spine.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    y = torch.zeros_like(u)
+    y[:, 1] = 1.0
+    v = torch.linalg.cross(u, y, dim=-1)
+    c = (u * y).sum(-1).clamp_min(-1 + 1e-6)
+    vx = torch.zeros(u.shape[0], 3, 3, dtype=u.dtype, device=u.device)
+    vx[:, 0, 1], vx[:, 0, 2], vx[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    vx = vx - vx.transpose(1, 2)
+    eye = torch.eye(3, dtype=u.dtype, device=u.device).expand_as(vx)
+    return eye + vx + vx @ vx / (1 + c)[:, None, None]
+
+
 def view_prior_loss(traj3: Tensor, limbs3: Tensor, prior, skeleton: Skeleton, *,
-                    max_tilt_deg: float = 10.0, generator: torch.Generator | None = None) -> Tensor:
+                    max_tilt_deg: float = 10.0, upright: bool = False,
+                    generator: torch.Generator | None = None) -> Tensor:
     """Lrec (eq. 11): the frozen 2D prior's reconstruction error of a random new view.
 
     The prior's parameters must be frozen (requires_grad False) and it in eval mode:
-    the gradient flows through it to the prediction, never into it.
+    the gradient flows through it to the prediction, never into it. ``upright`` first
+    stands the clip up (:func:`upright_rotation`) so that the turns are about its vertical.
     """
     rotation = random_view_rotations(traj3.shape[0], max_tilt_deg=max_tilt_deg, generator=generator,
                                      dtype=traj3.dtype, device=traj3.device)
+    if upright:
+        rotation = rotation @ upright_rotation(limbs3, skeleton)
     traj2, limbs2 = project_view(traj3, limbs3, rotation, skeleton)
     return prior.reconstruction_error(traj2, limbs2)
 

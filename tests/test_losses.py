@@ -85,3 +85,18 @@ def test_commitment_term_is_reported_and_differentiable():
     assert out.commit_loss.ndim == 0 and out.commit_loss >= 0
     out.commit_loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lifter.encoder.parameters())
+
+
+def test_upright_rotation_stands_a_tilted_clip_up():
+    from free3d.losses import upright_rotation
+    from free3d.representation import rotation_x
+
+    joints = walking_rest_pose()
+    tilted = rotate(joints, rotation_x(torch.tensor(0.4)))
+    _, limbs = to_free3d(tilted, S)
+    r = upright_rotation(limbs, S)
+    assert torch.allclose(r @ r.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-5)
+    upright = rotate(tilted, r.unsqueeze(1))
+    spine = upright[..., S.index("neck"), :] - upright[..., S.index("pelvis"), :]
+    assert torch.allclose(spine[..., [0, 2]], torch.zeros_like(spine[..., [0, 2]]), atol=1e-5)
+    assert (spine[..., 1] > 0).all()

@@ -56,6 +56,7 @@ class TrainConfig:
     lambda_feat: float = 1.0
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
+    upright_views: bool = False  # Lrec turns about the body's vertical, not the camera's
     # rvq3d
     input_dim: int = 3
     # optimisation
@@ -251,7 +252,8 @@ class StageStep:
         total = terms["l2d"] + cfg.beta * out.commit_loss
         if cfg.use_rec:
             terms["lrec"] = view_prior_loss(out.trajectory, out.limbs, self.prior, s,
-                                            max_tilt_deg=cfg.max_tilt_deg)
+                                            max_tilt_deg=cfg.max_tilt_deg,
+                                            upright=cfg.upright_views)
             total = total + cfg.lambda_rec * terms["lrec"]
         if cfg.use_ori:
             terms["lori"] = orientation_loss(out.limbs, s)
@@ -286,7 +288,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
                               "source": meta.get("source"), "seed": meta.get("seed")}}
     resume = run.has_checkpoint()
     if (run.path / "config.json").exists():
-        old = run.read_config()["train"]
+        old = TrainConfig.from_dict(run.read_config()["train"]).to_dict()  # newer fields: defaults
         keep = ("iters", "finetune_iters", "checkpoint_every", "log_every")
         if {k: v for k, v in old.items() if k not in keep} != \
                 {k: v for k, v in cfg.to_dict().items() if k not in keep}:
