@@ -27,7 +27,7 @@ from .. import __version__
 from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
 from ..losses import feature_loss, loss_2d, orientation_loss, view_prior_loss
-from ..models.autoencoders import MotionLifter, Prior2D, get_preset
+from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_preset
 from ..models.features import encode_motion
 from ..representation import to_free3d
 from ..skeleton import Skeleton, get_skeleton
@@ -164,8 +164,6 @@ def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
 
 
 def build_model(cfg: TrainConfig, skeleton: Skeleton):
-    from ..models.autoencoders import ConvVQConfig
-
     arch = ConvVQConfig(**cfg.arch)
     if cfg.stage == "prior":
         return Prior2D(skeleton=skeleton, arch=arch, kind=cfg.prior_kind,
@@ -178,15 +176,12 @@ def build_model(cfg: TrainConfig, skeleton: Skeleton):
 def load_run(path: str | Path):
     """(model in eval mode, its TrainConfig, skeleton) from a run folder."""
     run = RunDir(path)
-    cfg = TrainConfig.from_dict(run.read_config()["train"])
-    skeleton = get_skeleton(read_meta_skeleton(run.read_config()))
+    config = run.read_config()
+    cfg = TrainConfig.from_dict(config["train"])
+    skeleton = get_skeleton(config["dataset"]["skeleton"])
     model = build_model(cfg, skeleton)
     load_weights(run.path / "model.safetensors", model)
     return model.eval(), cfg, skeleton
-
-
-def read_meta_skeleton(run_config: dict) -> str:
-    return run_config["dataset"]["skeleton"]
 
 
 def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
