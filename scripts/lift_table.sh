@@ -29,8 +29,10 @@ t prior-vae prior --prior-kind vae
 t vae-prior mlrq --prior "$RUNS/prior-vae"
 t prior-ae prior --prior-kind ae
 t ae-prior mlrq --prior "$RUNS/prior-ae"
+t upright mlrq --prior "$RUNS/prior-vq" --upright-views
 models=()
-for r in rvq3d-lift rvq3d-recon free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints; do
+for r in rvq3d-lift rvq3d-recon free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints \
+  upright; do
   models+=(--model "$RUNS/$r")
 done
 free3d eval lift --data "$DATA" --reference zero-depth --reference mean-pose "${models[@]}" \
