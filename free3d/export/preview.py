@@ -260,13 +260,19 @@ def _limits2d(joints: np.ndarray) -> tuple[tuple[float, float], tuple[float, flo
 # panels: built once, updated per frame
 
 
-class _Panel3D:
-    def __init__(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
-                 colors: list[str], *, small: bool = False) -> None:
+class _Panel:
+    def _bones(self, joints: np.ndarray, skeleton: Skeleton) -> None:
+        """What both panels draw from: the clip and the skeleton's bones and head."""
         self.joints = joints
         self.parents = np.asarray(skeleton.limb_parents)
         self.children = np.asarray(skeleton.limb_children)
         self.head = skeleton.index("head")
+
+
+class _Panel3D(_Panel):
+    def __init__(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
+                 colors: list[str], *, small: bool = False) -> None:
+        self._bones(joints, skeleton)
         ax = fig.add_subplot(spec, projection="3d", computed_zorder=False)
         self.ax = ax
         (x0, x1), (z0, z1), (y0, y1) = _limits3d(joints)
@@ -327,13 +333,10 @@ class _Panel3D:
         self.trail.set_data_3d(root[:, 0], root[:, 2], np.zeros(len(root)))
 
 
-class _Panel2D:
+class _Panel2D(_Panel):
     def __init__(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
                  colors: list[str], *, small: bool = False) -> None:
-        self.joints = joints
-        self.parents = np.asarray(skeleton.limb_parents)
-        self.children = np.asarray(skeleton.limb_children)
-        self.head = skeleton.index("head")
+        self._bones(joints, skeleton)
         ax = fig.add_subplot(spec)
         self.ax = ax
         (x0, x1), (y0, y1) = _limits2d(joints)
