@@ -91,6 +91,57 @@ def _train(args: argparse.Namespace) -> None:
     print(f"trained {cfg.stage} ({cfg.total_iters} steps) in {out}")
 
 
+def _train_generator(args: argparse.Namespace) -> None:
+    from .training.generation import make_generator_config, train_generator
+
+    overrides = {k: getattr(args, k, None) for k in (
+        "iters", "batch_size", "lr", "seed", "checkpoint_every", "text_encoder")}
+    cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
+    out = train_generator(cfg, args.out, progress=not args.quiet)
+    print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
+
+
+def _assemble(args: argparse.Namespace) -> None:
+    from .api import assemble_model
+
+    card = Path(args.card).read_text(encoding="utf-8") if args.card else None
+    out = assemble_model(mlrq=args.mlrq, masked=args.masked, residual=args.residual,
+                         length=args.length, out=args.out, card=card)
+    print(f"wrote {out}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from .api import Free3D, check_prompt, read_prompts, seconds_to_frames
+    from .export.generated import parse_formats, save_motions
+
+    # everything is checked before the model loads or a file is written
+    formats = parse_formats(args.format)
+    prompts = [(check_prompt(t), args.seconds) for t in args.text]
+    if args.prompts:
+        prompts += read_prompts(args.prompts)
+    if not prompts:
+        raise ValueError("no prompt: give TEXT or --prompts FILE")
+    for _, s in prompts:
+        if s is not None:
+            seconds_to_frames(s)
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
+    sampling = {k: v for k, v in (("guidance", args.guidance), ("residual_guidance", args.residual_guidance),
+                                  ("iterations", args.iterations), ("temperature", args.temperature),
+                                  ("top_k", args.top_k)) if v is not None}
+    model = Free3D.from_pretrained(args.model, precision=args.precision)
+    t0 = time.perf_counter()
+    motions = model.generate([t for t, _ in prompts], [s for _, s in prompts], seed=args.seed,
+                             num_samples=args.num_samples, **sampling)
+    seconds = time.perf_counter() - t0
+    numbers = [p for p in range(len(prompts)) for _ in range(args.num_samples)]
+    files = save_motions(motions, args.out, formats, prompt_numbers=numbers)
+    print(f"generated {len(motions)} motion(s) in {seconds:.2f} s")
+    for m, n in zip(motions, numbers):
+        print(f"  [{n}] {m.text!r} seed {m.seed}: {m.seconds:.2f} s ({m.num_frames} frames)")
+    print(f"wrote {len(files)} file(s) to {args.out}")
+
+
 def _eval_lift(args: argparse.Namespace) -> None:
     import json
 
@@ -207,6 +258,52 @@ def build_parser() -> argparse.ArgumentParser:
                            help="3: MoMask's RVQ-VAE (3D in); 2: supervised 2D-to-3D lifting")
         q.set_defaults(func=_train)
 
+    gen_help = {
+        "masked": "the masked transformer (layer-0 tokens from text)",
+        "residual": "the residual transformer (token layers 1..L-1)",
+        "length": "the length estimator (text -> motion length)",
+    }
+    for stage, text in gen_help.items():
+        q = train.add_parser(stage, help=text)
+        q.add_argument("--data", required=True, help="prepared dataset folder")
+        q.add_argument("--mlrq", required=True, help="run folder of the trained ML-RQ (its tokens)")
+        q.add_argument("--out", required=True, help="run folder (re-run to resume)")
+        q.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
+        q.add_argument("--iters", type=int)
+        q.add_argument("--batch-size", type=int)
+        q.add_argument("--lr", type=float)
+        q.add_argument("--seed", type=int)
+        q.add_argument("--checkpoint-every", type=int)
+        q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
+        q.add_argument("--quiet", action="store_true")
+        q.set_defaults(func=_train_generator)
+
+    q = sub.add_parser("generate", help="text -> 3D motion with a trained (default: bundled) model")
+    q.add_argument("text", nargs="*", help="prompt(s), e.g. \"a tired person walks forward\"")
+    q.add_argument("--prompts", help="file of text#seconds lines (#NA: the model picks the length)")
+    q.add_argument("--seconds", type=str, default=None,
+                   help="length of each motion, 2 to 9.8 (default: the length estimator decides)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--num-samples", type=int, default=1, help="motions per prompt (seeds seed, seed+1, ...)")
+    q.add_argument("--out", default="free3d-out", help="output folder")
+    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
+    q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
+    q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")
+    q.add_argument("--iterations", type=int, help="unmasking iterations (default 10)")
+    q.add_argument("--temperature", type=float)
+    q.add_argument("--top-k", type=float, help="fraction of logits filtered out (default 0.9)")
+    q.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    q.set_defaults(func=_generate)
+
+    q = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
+    q = q.add_parser("assemble", help="gather trained runs into one model folder for generate")
+    for part in ("mlrq", "masked", "residual", "length"):
+        q.add_argument(f"--{part}", required=True, help=f"run folder of the {part} stage")
+    q.add_argument("--out", required=True)
+    q.add_argument("--card", help="markdown model card to include")
+    q.set_defaults(func=_assemble)
+
     ev = sub.add_parser("eval", help="evaluate models").add_subparsers(dest="what", required=True)
     q = ev.add_parser("lift", help="MPJPE / PA-MPJPE of 2D test clips lifted to 3D")
     q.add_argument("--data", required=True, help="prepared dataset folder")
@@ -225,10 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .api import ModelError
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError,
+            ModelError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"free3d: error: {msg}", file=sys.stderr)
         return 2

