@@ -54,17 +54,24 @@ def top_k_filter(logits: Tensor, threshold: float) -> Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def gumbel_noise(shape: tuple[int, ...], generators: list[torch.Generator], dtype=torch.float32) -> Tensor:
-    """Gumbel(0, 1) noise of shape (B, ...), row b from generators[b]."""
-    u = torch.stack([torch.rand(shape[1:], generator=g) for g in generators])
-    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7))).to(dtype)
+def gumbel_noise(shape: tuple[int, int, int], generators: list[torch.Generator], lengths: Tensor) -> Tensor:
+    """Gumbel(0, 1) noise (B, n, V); row b's first lengths[b] positions from generators[b].
+
+    Each row draws only for its own length, so its noise does not depend on how long
+    the other prompts in the batch are.
+    """
+    b, n, v = shape
+    u = torch.full(shape, 0.5)
+    for i, (g, length) in enumerate(zip(generators, lengths.tolist())):
+        u[i, :length] = torch.rand(length, v, generator=g)
+    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
 
 
 def sample_from_logits(logits: Tensor, temperature: float, top_k: float,
-                       generators: list[torch.Generator]) -> Tensor:
+                       generators: list[torch.Generator], lengths: Tensor) -> Tensor:
     """Gumbel-max over the top-k logits: a categorical draw from softmax(logits / t)."""
     filtered = top_k_filter(logits.float(), top_k) / temperature
-    return (filtered + gumbel_noise(filtered.shape, generators)).argmax(-1)
+    return (filtered + gumbel_noise(filtered.shape, generators, lengths)).argmax(-1)
 
 
 def padding_mask(lengths: Tensor, n: int) -> Tensor | None:
@@ -121,7 +128,7 @@ def sample_base_tokens(model: MaskedTransformer, text: Tensor, lengths: Tensor, 
         is_mask = (ranks < num_masked[:, None]) & ~fixed
         ids = torch.where(is_mask, model.mask_id, ids)
         logits = guided(forward, ids)
-        pred = sample_from_logits(logits, config.temperature, config.top_k, generators)
+        pred = sample_from_logits(logits, config.temperature, config.top_k, generators, lengths)
         ids = torch.where(is_mask, pred, ids)
         probs = logits.softmax(-1).gather(-1, pred.unsqueeze(-1)).squeeze(-1)
         scores = torch.where(is_mask, probs, 1e5)
@@ -146,7 +153,7 @@ def sample_residual_tokens(model: ResidualTransformer, base: Tensor, text: Tenso
         history = history + model.embed_table(j - 1)[torch.where(prev < 0, model.pad_id, prev)]
         layer = torch.full((b,), j, dtype=torch.long)
         logits = guided(model, history, layer)
-        pred = sample_from_logits(logits, config.residual_temperature, config.top_k, generators)
+        pred = sample_from_logits(logits, config.residual_temperature, config.top_k, generators, lengths)
         if known is not None:
             pred = torch.where(known[:, :n, j] >= 0, known[:, :n, j], pred)
         codes[..., j] = pred

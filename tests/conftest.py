@@ -17,3 +17,9 @@ def procedural_dataset(tmp_path_factory):
     takes = procedural_takes(skeleton=skeleton, clips_per_kind=7, seed=3)
     prepare_dataset(takes, out, skeleton=skeleton, source=SOURCE, seed=3, progress=False)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Caption-embedding caches go to a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("FREE3D_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -1,6 +1,6 @@
 """Frozen sentence encoders that turn captions and prompts into one vector each."""
 
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, default_cache_path
 from .encoders import CLIPTextEncoder, MiniLMTextEncoder, TextEncoder, get_text_encoder
 
-__all__ = ["CLIPTextEncoder", "EmbeddingCache", "MiniLMTextEncoder", "TextEncoder", "get_text_encoder"]
+__all__ = ["CLIPTextEncoder", "EmbeddingCache", "default_cache_path", "MiniLMTextEncoder", "TextEncoder", "get_text_encoder"]

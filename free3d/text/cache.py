@@ -12,6 +12,12 @@ from torch import Tensor
 from .encoders import TextEncoder
 
 
+def default_cache_path(encoder_name: str) -> Path:
+    """``$FREE3D_CACHE`` or ``~/.cache/free3d``, one file per text encoder."""
+    root = os.environ.get("FREE3D_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "free3d"
+    return Path(root) / f"text-embeddings-{encoder_name}.npz"
+
+
 class EmbeddingCache:
     """Embeddings of texts under one encoder, stored as ``<path>`` (npz: texts, embeddings)."""
 

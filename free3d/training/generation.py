@@ -13,7 +13,7 @@ random 0..3 frames before tokenising). Stages:
 - ``length``: the length estimator, cross-entropy on tokens = frames // 4.
 
 AdamW (0.9, 0.99), lr 2e-4 with linear warm-up, x0.1 for the last ``decay_frac`` of the
-steps; checkpoints resume; caption embeddings are cached beside the run.
+steps; checkpoints resume; caption embeddings are cached (``free3d.text.cache``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import TransformerConfig, transformer_preset
-from ..text import EmbeddingCache, get_text_encoder
+from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .run import RunDir, write_json
 
 STAGES = ("masked", "residual", "length")
@@ -186,7 +186,7 @@ def masked_token_loss(model: MaskedTransformer, codes: Tensor, lengths: Tensor, 
     logits = model(x, model.body.condition(text, drop), pad)
     loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, label_smoothing=label_smoothing)
     acc = (logits.argmax(-1) == ids)[mask].float().mean()
-    return loss, {"loss": float(loss), "acc": float(acc)}
+    return loss, {"loss": loss.item(), "acc": acc.item()}
 
 
 def residual_layer_schedule(b: int, layers: int, generator: torch.Generator) -> Tensor:
@@ -208,7 +208,7 @@ def residual_token_loss(model: ResidualTransformer, codes: Tensor, lengths: Tens
     labels = torch.where(pad | (target < 0), -100, target)
     loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, label_smoothing=label_smoothing)
     acc = (logits.argmax(-1) == labels)[labels >= 0].float().mean()
-    return loss, {"loss": float(loss), "acc": float(acc)}
+    return loss, {"loss": loss.item(), "acc": acc.item()}
 
 
 def length_loss(model: LengthEstimator, lengths: Tensor, text: Tensor) -> tuple[Tensor, dict]:
@@ -216,7 +216,7 @@ def length_loss(model: LengthEstimator, lengths: Tensor, text: Tensor) -> tuple[
     target = lengths.clamp(max=model.max_tokens)
     loss = F.cross_entropy(logits, target)
     acc = (logits.argmax(-1) == target).float().mean()
-    return loss, {"loss": float(loss), "acc": float(acc)}
+    return loss, {"loss": loss.item(), "acc": acc.item()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     torch.manual_seed(cfg.seed)
     tokens = tokenize_clips(lifter, cfg.data, read_split(cfg.data, "train"), cfg.offsets, progress)
     run.path.mkdir(parents=True, exist_ok=True)
-    batches = TokenBatches(tokens, EmbeddingCache(run.path / "text_cache.npz", encoder))
+    batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder))
     model = build_generator_model(cfg, encoder.dim, lifter.arch.codebook_size, lifter.arch.num_layers)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                                   weight_decay=cfg.weight_decay)

@@ -1,0 +1,146 @@
+"""Training the generator parts on the procedural dataset, assembling them, and the
+``free3d generate`` command end to end (tiny models, a few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from free3d import Free3D
+from free3d.cli import main
+from free3d.models.masked_transformer import MaskedTransformer
+from free3d.models.residual_transformer import ResidualTransformer
+from free3d.models.token_transformer import transformer_preset
+from free3d.training.generation import (
+    make_generator_config,
+    masked_token_loss,
+    residual_layer_schedule,
+    residual_token_loss,
+    train_generator,
+)
+from free3d.training.lifting import make_config, train
+
+TINY_VQ = {"width": 32, "code_dim": 16, "num_layers": 3, "codebook_size": 32, "depth": 2,
+           "dropout": 0.0, "quantize_dropout": 0.2, "sample_temperature": 0.5, "down": 2}
+TINY_TF = dict(num_tokens=32, num_quantizers=3, code_dim=16, latent_dim=32, num_layers=1, num_heads=2,
+               ff_dim=64, text_dim=384)
+
+
+@pytest.fixture(scope="module")
+def model_dir(procedural_dataset, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("genruns")
+    fast = {"arch": TINY_VQ, "batch_size": 16, "window": 40, "warmup_iters": 5, "log_every": 5}
+    train(make_config("prior", procedural_dataset, iters=20, finetune_iters=0, **fast), runs / "prior",
+          progress=False)
+    train(make_config("mlrq", procedural_dataset, iters=30, finetune_iters=0, prior=str(runs / "prior"),
+                      **fast), runs / "mlrq", progress=False)
+    for stage in ("masked", "residual", "length"):
+        cfg = make_generator_config(stage, procedural_dataset, runs / "mlrq", iters=40, batch_size=16,
+                                    warmup_iters=5, log_every=5, checkpoint_every=20)
+        if stage != "length":
+            cfg.arch = transformer_preset("cpu", **TINY_TF,
+                                          cond_drop_prob=0.1 if stage == "masked" else 0.2).to_dict()
+        train_generator(cfg, runs / stage, progress=False)
+    assert main(["model", "assemble", "--mlrq", str(runs / "mlrq"), "--masked", str(runs / "masked"),
+                 "--residual", str(runs / "residual"), "--length", str(runs / "length"),
+                 "--out", str(runs / "model")]) == 0
+    return runs
+
+
+def test_training_lowers_the_token_losses(model_dir):
+    for stage in ("masked", "residual", "length"):
+        rows = [json.loads(json.dumps(r)) for r in _log(model_dir / stage)]
+        first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+        assert last < first, (stage, first, last)
+        cfg = json.loads((model_dir / stage / "config.json").read_text())
+        assert cfg["text_encoder"] == {"name": "minilm", "dim": 384} and cfg["train"]["stage"] == stage
+
+
+def _log(run):
+    import csv
+
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_generate_command_writes_files(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a person waves#2.5\nsomeone jumps#NA\n")
+    assert main(["generate", "a person walks forward", "--seconds", "3", "--prompts", str(prompts),
+                 "--num-samples", "2", "--seed", "4", "--out", str(out), "--format", "npy,gif",
+                 "--model", str(model_dir / "model")]) == 0
+    text = capsys.readouterr().out
+    assert "generated 6 motion(s)" in text
+    manifest = json.loads((out / "generations.json").read_text())
+    assert [e["text"] for e in manifest] == ["a person walks forward"] * 2 + ["a person waves"] * 2 + \
+        ["someone jumps"] * 2
+    assert [e["seed"] for e in manifest] == [4, 5] * 3
+    assert manifest[0]["frames"] == 60 and manifest[2]["frames"] == 50
+    joints = np.load(out / manifest[0]["files"]["npy"])
+    assert joints.shape == (60, 21, 3)
+    assert (out / manifest[3]["files"]["gif"]).stat().st_size > 1000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
+    again = Free3D.from_pretrained(model_dir / "model").generate(["a person walks forward"], seconds=3, seed=4)
+    np.testing.assert_allclose(again[0].joints, joints, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", ""], "empty prompt"),
+    (["generate", "walk", "--seconds", "12"], "outside 2 to 9.8 s"),
+    (["generate", "walk", "--seconds", "four"], "not a number of seconds"),
+    (["generate", "walk", "--num-samples", "-2"], "--num-samples must be at least 1"),
+    (["generate", "walk", "--format", "avi"], "unknown output format"),
+    (["generate", "walk", "--model", "NOWHERE"], "no model folder"),
+    (["generate", "--prompts", "PROMPTS"], "PROMPTS:2: length 'x' is not a number"),
+])
+def test_bad_generate_input_is_one_clear_error_and_no_files(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "PROMPTS").write_text("a person walks#3\na person waves#x\n")
+    assert main(argv + ["--out", "out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("free3d: error:") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_or_incomplete_checkpoint(model_dir, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir / "model", broken)
+    (broken / "masked" / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["generate", "walk", "--model", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+    (broken / "residual" / "model.safetensors").unlink()
+    assert main(["generate", "walk", "--model", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "lacks the weights of residual" in capsys.readouterr().err
+    (broken / "generator.json").write_text("{")
+    assert main(["generate", "walk", "--model", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_masked_loss_only_scores_masked_positions():
+    torch.manual_seed(0)
+    model = MaskedTransformer(transformer_preset("cpu", **TINY_TF))
+    codes = torch.randint(32, (4, 12, 3))
+    lengths = torch.tensor([12, 10, 5, 1])
+    loss, logs = masked_token_loss(model, codes, lengths, torch.randn(4, 384), torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and 0 <= logs["acc"] <= 1
+    loss.backward()
+    assert model.token_emb.weight.grad is not None
+
+
+def test_residual_layers_are_biased_low_and_in_range():
+    layers = residual_layer_schedule(20000, 6, torch.Generator().manual_seed(0))
+    counts = torch.bincount(layers, minlength=6)
+    assert counts[0] == 0 and layers.max() == 5
+    assert counts[1] > counts[2] > counts[3] > counts[4] > counts[5] > 0
+    model = ResidualTransformer(transformer_preset("cpu", **TINY_TF))
+    codes = torch.randint(32, (3, 8, 3))
+    loss, _ = residual_token_loss(model, codes, torch.tensor([8, 8, 3]), torch.randn(3, 384),
+                                  torch.Generator().manual_seed(1))
+    assert torch.isfinite(loss)
