@@ -30,7 +30,7 @@ from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
-from .representation import from_free3d, to_free3d
+from .representation import from_free3d
 from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
 from .skeleton import Skeleton
 from .text import TextEncoder, get_text_encoder
@@ -195,7 +195,8 @@ class Free3D:
         except (TypeError, ValueError):
             raise ValueError(f"span {start_s!r}..{end_s!r} is not numbers of seconds") from None
         if not 0 <= start_s < end_s <= n_frames / FPS + 1e-9:
-            raise ValueError(f"span {start_s:g}..{end_s:g} s is not inside the motion (0..{n_frames / FPS:g} s)")
+            raise ValueError(f"span {start_s:g}..{end_s:g} s is not inside the motion "
+                             f"(0..{n_frames / FPS:g} s)")
         f0, f1 = int(math.floor(start_s * FPS)), min(n_frames, int(math.ceil(end_s * FPS)))
         t0, t1 = f0 // 4, math.ceil(f1 / 4)
         known = codes.clone()[None]
@@ -309,7 +310,8 @@ def assemble_model(*, mlrq: str | os.PathLike, masked: str | os.PathLike, residu
         if not (src / "model.safetensors").is_file():
             raise FileNotFoundError(f"{src} has no model.safetensors")
     stages = {name: configs[name]["train"]["stage"] for name in sources}
-    expected = {"mlrq": ("mlrq", "rvq3d"), "masked": ("masked",), "residual": ("residual",), "length": ("length",)}
+    expected = {"mlrq": ("mlrq", "rvq3d"), "masked": ("masked",), "residual": ("residual",),
+                "length": ("length",)}
     for name, stage in stages.items():
         if stage not in expected[name]:
             raise ValueError(f"{sources[name]} is a {stage} run, not {name}")

@@ -84,7 +84,8 @@ def test_generate_command_writes_files(model_dir, tmp_path, capsys):
     assert joints.shape == (60, 21, 3)
     assert (out / manifest[3]["files"]["gif"]).stat().st_size > 1000
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
-    again = Free3D.from_pretrained(model_dir / "model").generate(["a person walks forward"], seconds=3, seed=4)
+    model = Free3D.from_pretrained(model_dir / "model")
+    again = model.generate(["a person walks forward"], seconds=3, seed=4)
     np.testing.assert_allclose(again[0].joints, joints, atol=1e-5)
 
 
@@ -128,7 +129,8 @@ def test_masked_loss_only_scores_masked_positions():
     model = MaskedTransformer(transformer_preset("cpu", **TINY_TF))
     codes = torch.randint(32, (4, 12, 3))
     lengths = torch.tensor([12, 10, 5, 1])
-    loss, logs = masked_token_loss(model, codes, lengths, torch.randn(4, 384), torch.Generator().manual_seed(0))
+    loss, logs = masked_token_loss(model, codes, lengths, torch.randn(4, 384),
+                                   torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and 0 <= logs["acc"] <= 1
     loss.backward()
     assert model.token_emb.weight.grad is not None

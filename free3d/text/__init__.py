@@ -3,4 +3,5 @@
 from .cache import EmbeddingCache, default_cache_path
 from .encoders import CLIPTextEncoder, MiniLMTextEncoder, TextEncoder, get_text_encoder
 
-__all__ = ["CLIPTextEncoder", "EmbeddingCache", "default_cache_path", "MiniLMTextEncoder", "TextEncoder", "get_text_encoder"]
+__all__ = ["CLIPTextEncoder", "EmbeddingCache", "MiniLMTextEncoder", "TextEncoder", "default_cache_path",
+           "get_text_encoder"]

@@ -14,7 +14,8 @@ from .encoders import TextEncoder
 
 def default_cache_path(encoder_name: str) -> Path:
     """``$FREE3D_CACHE`` or ``~/.cache/free3d``, one file per text encoder."""
-    root = os.environ.get("FREE3D_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "free3d"
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = os.environ.get("FREE3D_CACHE") or home / "free3d"
     return Path(root) / f"text-embeddings-{encoder_name}.npz"
 
 

@@ -306,7 +306,8 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.iters:
             run.log({"step": done, "lr": optimizer.param_groups[0]["lr"],
-                     "seconds": round(time.perf_counter() - t0, 2), **{k: round(v, 6) for k, v in logs.items()}})
+                     "seconds": round(time.perf_counter() - t0, 2),
+                     **{k: round(v, 6) for k, v in logs.items()}})
             bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}")
         if done % cfg.checkpoint_every == 0 or done == cfg.iters:
             run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
