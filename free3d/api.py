@@ -99,6 +99,9 @@ class Free3D:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.lifter, self.masked, self.residual = lifter.eval(), masked.eval(), residual.eval()
+        if precision == "bf16":  # weights cast (not autocast, which turns off the fused inference path)
+            self.masked.to(torch.bfloat16)
+            self.residual.to(torch.bfloat16)
         self.length_estimator = length_estimator.eval()
         self.text_encoder, self.skeleton = text_encoder, lifter.skeleton
         self.sampling = sampling or SamplingConfig()
@@ -228,10 +231,9 @@ class Free3D:
     @torch.inference_mode()
     def _sample(self, emb: Tensor, tokens: Tensor, gens: list[torch.Generator], config: SamplingConfig,
                 known: Tensor | None = None) -> Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            base = sample_base_tokens(self.masked, emb, tokens, config, gens,
-                                      None if known is None else known[..., 0])
-            return sample_residual_tokens(self.residual, base, emb, tokens, config, gens, known)
+        base = sample_base_tokens(self.masked, emb, tokens, config, gens,
+                                  None if known is None else known[..., 0])
+        return sample_residual_tokens(self.residual, base, emb, tokens, config, gens, known)
 
     @torch.inference_mode()
     def _decode(self, codes: Tensor, tokens: Tensor) -> list[np.ndarray]:

@@ -95,7 +95,7 @@ class _Guided:
 
     def __call__(self, forward, *inputs: Tensor) -> Tensor:
         if self.scale == 1.0:
-            return forward(*inputs, self.prefix, self.mask)
+            return forward(*inputs, self.prefix, self.mask).float()
         both = forward(*(torch.cat([x, x]) for x in inputs), self.prefix, self.mask)
         cond, uncond = both.float().chunk(2)
         return uncond + self.scale * (cond - uncond)

@@ -108,6 +108,25 @@ def test_edit_keeps_frames_outside_the_span_exactly(model):
     np.testing.assert_array_equal(raw.joints[20:], m.joints[20:])
 
 
+def test_bfloat16_generation_runs_and_stays_close():
+    torch.manual_seed(0)
+    cfg = tiny_transformer_config()
+    lifter = MotionLifter(skeleton=get_skeleton("bandai21"), arch=TINY_VQ, input_dim=2)
+    masked, residual = MaskedTransformer(cfg), ResidualTransformer(cfg)
+    parts = dict(lifter=lifter, length_estimator=LengthEstimator(), text_encoder=get_text_encoder())
+    fp32 = Free3D(masked=masked, residual=residual, **parts)
+    a = fp32.generate(["a person walks"], seconds=3, seed=0, guidance=1.0, residual_guidance=1.0)[0]
+    import copy
+
+    bf16 = Free3D(masked=copy.deepcopy(masked), residual=copy.deepcopy(residual), precision="bf16", **parts)
+    assert bf16.masked.head.weight.dtype == torch.bfloat16
+    b = bf16.generate(["a person walks"], seconds=3, seed=0, guidance=1.0, residual_guidance=1.0)[0]
+    assert b.joints.shape == a.joints.shape and np.isfinite(b.joints).all()
+    assert (a.codes == b.codes).mean() > 0.5  # same noise; bf16 rounding flips a few near-ties
+    with pytest.raises(ValueError, match="precision"):
+        Free3D(masked=masked, residual=residual, precision="fp16", **parts)
+
+
 def test_sampling_building_blocks():
     assert float(cosine_schedule(0.0)) == pytest.approx(1.0)
     assert float(cosine_schedule(1.0)) == pytest.approx(0.0, abs=1e-7)

@@ -91,6 +91,7 @@ class TokenTransformer(nn.Module):
 
     def condition(self, text: Tensor, drop: Tensor | None = None) -> Tensor:
         """(B, text_dim) -> (B, 1, latent) prefix token; ``drop`` rows get the empty condition."""
+        text = text.to(self.cond_emb.weight.dtype)
         if drop is not None:
             text = text * (~drop).unsqueeze(-1).to(text.dtype)
         return self.cond_emb(text).unsqueeze(1)
