@@ -146,3 +146,19 @@ def test_residual_layers_are_biased_low_and_in_range():
     loss, _ = residual_token_loss(model, codes, torch.tensor([8, 8, 3]), torch.randn(3, 384),
                                   torch.Generator().manual_seed(1))
     assert torch.isfinite(loss)
+
+
+def test_bundled_model_is_complete_small_and_generates():
+    from free3d.api import DEFAULT_MODEL
+
+    files = [p for p in DEFAULT_MODEL.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 40 * 2**20
+    assert (DEFAULT_MODEL / "MODEL_CARD.md").is_file()
+    for part in ("mlrq", "masked", "residual", "length"):
+        config = json.loads((DEFAULT_MODEL / part / "config.json").read_text())
+        assert config["train"]["stage"] == part and config["dataset"]["skeleton"] == "bandai21"
+    model = Free3D.from_pretrained()
+    m = model.generate(["a person walks forward"], seconds=2.5, seed=0)[0]
+    assert m.joints.shape == (50, 21, 3) and np.isfinite(m.joints).all()
+    travel = np.linalg.norm((m.joints[-1, 0] - m.joints[0, 0])[[0, 2]])
+    assert 1.0 < travel < 10  # a 2.5 s walk covers metres
