@@ -41,6 +41,23 @@ PARTS = ("mlrq", "masked", "residual", "length")
 MIN_SECONDS, MAX_SECONDS = MIN_FRAMES / FPS, MAX_FRAMES / FPS
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
+
+    There the transformers run in bfloat16 by default: about 2x faster, and their token
+    distributions stay within ~1e-4 nats (KL) of fp32 (benchmarks/generation_speed.py).
+    Elsewhere bfloat16 is emulated and slower, so fp32 is used.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class ModelError(RuntimeError):
     """A model folder that is missing, incomplete or corrupt."""
 
@@ -88,7 +105,7 @@ def check_prompt(text) -> str:
 class Free3D:
     def __init__(self, *, lifter: MotionLifter, masked: MaskedTransformer, residual: ResidualTransformer,
                  length_estimator: LengthEstimator, text_encoder: TextEncoder,
-                 sampling: SamplingConfig | None = None, precision: str = "fp32",
+                 sampling: SamplingConfig | None = None, precision: str = "auto",
                  fix_bone_lengths: bool = True) -> None:
         if masked.config.num_tokens != lifter.arch.codebook_size or \
                 residual.config.num_quantizers != lifter.arch.num_layers:
@@ -96,8 +113,10 @@ class Free3D:
         if masked.config.text_dim != text_encoder.dim:
             raise ValueError(f"the transformers expect {masked.config.text_dim}-d text features, the "
                              f"text encoder {text_encoder.name!r} gives {text_encoder.dim}")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "auto":
+            precision = "bf16" if cpu_has_bf16() else "fp32"
         self.lifter, self.masked, self.residual = lifter.eval(), masked.eval(), residual.eval()
         if precision == "bf16":  # weights cast (not autocast, which turns off the fused inference path)
             self.masked.to(torch.bfloat16)
@@ -105,7 +124,7 @@ class Free3D:
         self.length_estimator = length_estimator.eval()
         self.text_encoder, self.skeleton = text_encoder, lifter.skeleton
         self.sampling = sampling or SamplingConfig()
-        self.precision, self.fix_bone_lengths = precision, fix_bone_lengths
+        self.precision, self.fix_bone_lengths = precision, fix_bone_lengths  # the resolved precision
 
     # ----------------------------------------------------------------------------- loading
 
@@ -138,7 +157,8 @@ class Free3D:
 
         ``seconds``: one length for all, one per prompt, or None for the length
         estimator to choose (2 to 9.8 s). Sample k of every prompt uses seed ``seed + k``;
-        the same prompt, length and seed give the same motion whatever else is batched.
+        the same prompt, length and seed give the same motion (whatever else is batched,
+        up to float rounding; ``precision="fp32"`` for the same samples on every machine).
         ``sampling`` overrides :class:`SamplingConfig` fields (guidance=..., ...).
         """
         texts = [texts] if isinstance(texts, str) else list(texts)

@@ -4,7 +4,8 @@ residual transformer for layers 1..L-1.
 Speed (issue 4): every prompt and both classifier-free-guidance branches go through
 one batched forward pass per iteration; the text prefix tokens and padding masks are
 built once per call. Each sample draws its noise from its own generator, so a sample
-depends on its seed only, not on what else is in the batch.
+depends on its seed, not on what else is in the batch (up to the float rounding of
+batched kernels, which can flip a near-tie, more often in bfloat16).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def model():
         layer.codebook.normal_()
         layer.initialised.fill_(True)
     return Free3D(lifter=lifter, masked=MaskedTransformer(cfg), residual=ResidualTransformer(cfg),
-                  length_estimator=LengthEstimator(), text_encoder=get_text_encoder())
+                  length_estimator=LengthEstimator(), text_encoder=get_text_encoder(), precision="fp32")
 
 
 def test_shapes_and_requested_lengths(model):
@@ -114,7 +114,7 @@ def test_bfloat16_generation_runs_and_stays_close():
     lifter = MotionLifter(skeleton=get_skeleton("bandai21"), arch=TINY_VQ, input_dim=2)
     masked, residual = MaskedTransformer(cfg), ResidualTransformer(cfg)
     parts = dict(lifter=lifter, length_estimator=LengthEstimator(), text_encoder=get_text_encoder())
-    fp32 = Free3D(masked=masked, residual=residual, **parts)
+    fp32 = Free3D(masked=masked, residual=residual, precision="fp32", **parts)
     a = fp32.generate(["a person walks"], seconds=3, seed=0, guidance=1.0, residual_guidance=1.0)[0]
     import copy
 

@@ -72,7 +72,7 @@ def test_generate_command_writes_files(model_dir, tmp_path, capsys):
     prompts.write_text("a person waves#2.5\nsomeone jumps#NA\n")
     assert main(["generate", "a person walks forward", "--seconds", "3", "--prompts", str(prompts),
                  "--num-samples", "2", "--seed", "4", "--out", str(out), "--format", "npy,gif",
-                 "--model", str(model_dir / "model")]) == 0
+                 "--model", str(model_dir / "model"), "--precision", "fp32"]) == 0
     text = capsys.readouterr().out
     assert "generated 6 motion(s)" in text
     manifest = json.loads((out / "generations.json").read_text())
@@ -84,7 +84,7 @@ def test_generate_command_writes_files(model_dir, tmp_path, capsys):
     assert joints.shape == (60, 21, 3)
     assert (out / manifest[3]["files"]["gif"]).stat().st_size > 1000
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
-    model = Free3D.from_pretrained(model_dir / "model")
+    model = Free3D.from_pretrained(model_dir / "model", precision="fp32")
     again = model.generate(["a person walks forward"], seconds=3, seed=4)
     np.testing.assert_allclose(again[0].joints, joints, atol=1e-5)
 
