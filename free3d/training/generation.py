@@ -19,12 +19,10 @@ steps; checkpoints resume; caption embeddings are cached (``free3d.text.cache``)
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -38,7 +36,7 @@ from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import TransformerConfig, transformer_preset
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
-from .run import RunDir, write_json
+from .run import RunDir, check_run_folder, resume_from, seed_everything, write_json
 
 STAGES = ("masked", "residual", "length")
 COND_DROP = {"masked": 0.1, "residual": 0.2, "length": 0.0}
@@ -253,20 +251,9 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     run_config = {"free3d_version": __version__, "train": cfg.to_dict(),
                   "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},
                   "text_encoder": {"name": encoder.name, "dim": encoder.dim}}
-    resume = run.has_checkpoint()
-    if (run.path / "config.json").exists():
-        old = GeneratorTrainConfig.from_dict(run.read_config()["train"]).to_dict()
-        keep = ("iters", "checkpoint_every", "log_every")
-        if {k: v for k, v in old.items() if k not in keep} != \
-                {k: v for k, v in cfg.to_dict().items() if k not in keep}:
-            raise ValueError(f"{run.path} holds a run with a different config; "
-                             "choose another --out to start a new run")
-    elif run.path.exists() and any(run.path.iterdir()):
-        raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
-
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    resume = check_run_folder(run, cfg.to_dict(), lambda d: GeneratorTrainConfig.from_dict(d).to_dict(),
+                              keep=("iters", "checkpoint_every", "log_every"))
+    seed_everything(cfg.seed)
     tokens = tokenize_clips(lifter, cfg.data, read_split(cfg.data, "train"), cfg.offsets, progress)
     run.path.mkdir(parents=True, exist_ok=True)
     batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder))
@@ -274,12 +261,7 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                                   weight_decay=cfg.weight_decay)
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = 0
-    if resume:
-        state = run.load_checkpoint(model, optimizer)
-        start = state["step"]
-        sampler.set_state(state["sampler_rng"])
-        run.truncate_log(start)
+    start = resume_from(run, model, optimizer, sampler) if resume else 0
     write_json(run.path / "config.json", run_config)
     model.train()
     t0 = time.perf_counter()

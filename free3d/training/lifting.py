@@ -14,7 +14,6 @@ restarted run resumes from, a CSV log and a progress bar.
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_prese
 from ..models.features import encode_motion
 from ..representation import to_free3d
 from ..skeleton import Skeleton, get_skeleton
-from .run import RunDir, load_weights, write_json
+from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
 
 STAGES = ("prior", "mlrq", "rvq3d")
 
@@ -281,20 +280,9 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     run_config = {"free3d_version": __version__, "train": cfg.to_dict(),
                   "dataset": {"path": str(cfg.data), "skeleton": skeleton.name,
                               "source": meta.get("source"), "seed": meta.get("seed")}}
-    resume = run.has_checkpoint()
-    if (run.path / "config.json").exists():
-        old = TrainConfig.from_dict(run.read_config()["train"]).to_dict()  # newer fields: defaults
-        keep = ("iters", "finetune_iters", "checkpoint_every", "log_every")
-        if {k: v for k, v in old.items() if k not in keep} != \
-                {k: v for k, v in cfg.to_dict().items() if k not in keep}:
-            raise ValueError(f"{run.path} holds a run with a different config; "
-                             "choose another --out to start a new run")
-    elif run.path.exists() and any(run.path.iterdir()):
-        raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
-
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    resume = check_run_folder(run, cfg.to_dict(), lambda d: TrainConfig.from_dict(d).to_dict(),
+                              keep=("iters", "finetune_iters", "checkpoint_every", "log_every"))
+    seed_everything(cfg.seed)
     arrays = load_training_clips(cfg, skeleton)
     model = build_model(cfg, skeleton)
     prior = load_frozen_prior(cfg.prior, skeleton) if cfg.stage == "mlrq" and cfg.prior else None
@@ -306,12 +294,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  betas=(0.9, 0.99))
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = 0
-    if resume:
-        state = run.load_checkpoint(model, optimizer)
-        start = state["step"]
-        sampler.set_state(state["sampler_rng"])
-        run.truncate_log(start)
+    start = resume_from(run, model, optimizer, sampler) if resume else 0
     write_json(run.path / "config.json", run_config)
     step_fn = StageStep(cfg, model, skeleton, arrays, prior)
     model.train()

@@ -16,9 +16,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -113,3 +115,37 @@ class RunDir:
                     w = csv.DictWriter(f, fieldnames=list(kept[0]))
                     w.writeheader()
                     w.writerows(kept)
+
+
+def check_run_folder(run: RunDir, config: dict, parse, keep: tuple[str, ...]) -> bool:
+    """Whether ``run`` resumes; refuses a folder holding another run or something else.
+
+    ``config`` is the new run's train config as a dict, ``parse`` turns a stored one into
+    the same form (fields added since get their defaults), ``keep`` names the fields a
+    resumed run may change (its length, its checkpoint and log cadence).
+    """
+    if (run.path / CONFIG).exists():
+        old = parse(run.read_config()["train"])
+        same = {k: v for k, v in old.items() if k not in keep} == \
+            {k: v for k, v in config.items() if k not in keep}
+        if not same:
+            raise ValueError(f"{run.path} holds a run with a different config; "
+                             "choose another --out to start a new run")
+    elif run.path.exists() and any(run.path.iterdir()):
+        raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
+    return run.has_checkpoint()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resume_from(run: RunDir, model: nn.Module, optimizer: torch.optim.Optimizer,
+                sampler: torch.Generator) -> int:
+    """Load the last checkpoint into model, optimizer and batch sampler; its step."""
+    state = run.load_checkpoint(model, optimizer)
+    sampler.set_state(state["sampler_rng"])
+    run.truncate_log(state["step"])
+    return state["step"]
