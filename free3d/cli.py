@@ -101,6 +101,16 @@ def _train_generator(args: argparse.Namespace) -> None:
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
 
 
+def _train_evaluator(args: argparse.Namespace) -> None:
+    from .training.evaluator import EvaluatorTrainConfig, train_evaluator
+
+    overrides = {k: getattr(args, k) for k in ("iters", "batch_size", "lr", "seed", "text_encoder")
+                 if getattr(args, k) is not None}
+    cfg = EvaluatorTrainConfig(data=args.data, **overrides)
+    out = train_evaluator(cfg, args.out, progress=not args.quiet)
+    print(f"trained evaluator ({cfg.iters} steps) in {out}")
+
+
 def _assemble(args: argparse.Namespace) -> None:
     from .api import assemble_model
 
@@ -277,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
         q.add_argument("--quiet", action="store_true")
         q.set_defaults(func=_train_generator)
+
+    q = train.add_parser("evaluator", help="the text-motion evaluator (on the 3D of the train split)")
+    q.add_argument("--data", required=True, help="prepared dataset folder")
+    q.add_argument("--out", required=True, help="run folder (re-run to resume)")
+    q.add_argument("--iters", type=int)
+    q.add_argument("--batch-size", type=int)
+    q.add_argument("--lr", type=float)
+    q.add_argument("--seed", type=int)
+    q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_train_evaluator)
 
     q = sub.add_parser("generate", help="text -> 3D motion with a trained (default: bundled) model")
     q.add_argument("text", nargs="*", help="prompt(s), e.g. \"a tired person walks forward\"")

@@ -1,8 +1,10 @@
 """Training the text-to-token generator (paper section 4.2, MoMask's recipe, DESIGN.md 3).
 
 Tokens come from the trained ML-RQ *encoder applied to the 2D training clips*, so the
-generator never sees 3D. Each clip is tokenised at 4 frame offsets (MoMask crops a
-random 0..3 frames before tokenising). Stages:
+generator never sees 3D. (Given MoMask's 3D RVQ-VAE instead, ``rvq3d --input-dim 3``,
+the same recipe trains the 3D-supervised baseline on tokens of the 3D clips.) Each clip
+is tokenised at 4 frame offsets (MoMask crops a random 0..3 frames before tokenising).
+Stages:
 
 - ``masked``: layer-0 tokens. Mask round(n cos(pi tau / 2)) tokens (tau ~ U(0, 1), at
   least one); of those 10% become random tokens, 88% of the rest [MASK], the others stay;
@@ -29,12 +31,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import __version__
+from ..data.ground_truth import load_motion3d
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_captions, read_meta, read_split
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import TransformerConfig, transformer_preset
+from ..representation import to_free3d
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .run import RunDir, check_run_folder, resume_from, seed_everything, write_json
 
@@ -106,23 +110,32 @@ class TokenData:
 @torch.no_grad()
 def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int = 4,
                    progress: bool = True) -> TokenData:
-    """ML-RQ codes (argmax, eval mode) of each clip at frame offsets 0..offsets-1."""
+    """Codes (argmax, eval mode) of each clip at frame offsets 0..offsets-1.
+
+    An ML-RQ (2D in) tokenises the 2D clips; only MoMask's 3D RVQ-VAE (``rvq3d
+    --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth.
+    """
     lifter.eval()
     down = lifter.downsampling
     codes, captions, frames = [], [], []
     for cid in tqdm(clip_ids, desc="tokenising", unit="clip", disable=not progress):
-        clip = load_clip2d(data, cid)
+        if lifter.input_dim == 3:
+            joints = torch.from_numpy(load_motion3d(data, cid)).float()
+            traj_all, limbs_all = to_free3d(joints, lifter.skeleton)
+        else:
+            clip = load_clip2d(data, cid)
+            traj_all, limbs_all = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
+        num_frames = len(traj_all)
         per_offset = []
         for o in range(offsets):
-            n = (clip.num_frames - o) // down * down
+            n = (num_frames - o) // down * down
             if n < down:
                 continue
-            traj = torch.from_numpy(clip.trajectory[o:o + n])[None]
-            limbs = torch.from_numpy(clip.limbs[o:o + n])[None]
+            traj, limbs = traj_all[o:o + n][None], limbs_all[o:o + n][None]
             per_offset.append(lifter.quantizer(lifter.encode(traj, limbs)).codes[0])
         codes.append(per_offset)
         captions.append(read_captions(data, cid))
-        frames.append(clip.num_frames)
+        frames.append(num_frames)
     return TokenData(codes, captions, frames)
 
 
@@ -237,9 +250,6 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     lifter, mlrq_cfg, skeleton = load_run(cfg.mlrq)
     if mlrq_cfg.stage == "prior":
         raise ValueError(f"{cfg.mlrq} is a 2D prior, not an ML-RQ run")
-    if mlrq_cfg.stage == "rvq3d" and getattr(lifter, "input_dim", 2) == 3:
-        raise ValueError(f"{cfg.mlrq} takes 3D input; the generator is trained on 2D tokens "
-                         "(use an mlrq run, or rvq3d --input-dim 2 for the 3D-supervised baseline)")
     meta = read_meta(cfg.data)
     if meta["skeleton"] != skeleton.name:
         raise ValueError(f"the ML-RQ is for {skeleton.name}, the data is {meta['skeleton']}")
