@@ -170,6 +170,36 @@ def _eval_lift(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
+def _eval_generation(args: argparse.Namespace) -> None:
+    import json
+
+    from .api import Free3D
+    from .evaluation.generation import GenerationEvalConfig, evaluate_generation, format_table
+
+    models = {}
+    for spec in args.model:
+        label, sep, path = spec.rpartition("=")
+        if not sep or not label:
+            raise ValueError(f"--model takes LABEL=DIR, got {spec!r}")
+        models[label] = path
+    cfg = GenerationEvalConfig(split=args.split, repeats=args.repeats, mm_texts=args.mm_texts,
+                               mm_generations=args.mm_generations, seed=args.seed)
+    if cfg.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {cfg.repeats}")
+    loaded = {label: Free3D.from_pretrained(path, precision=args.precision) for label, path in models.items()}
+    rows = evaluate_generation(args.data, args.evaluator, loaded, cfg, progress=not args.quiet)
+    table = format_table(rows)
+    meta = rows[-1]
+    text = (f"{table}\n\n{meta['clips']} {args.split} clips, {cfg.repeats} repeats (mean ± 1.96 std / "
+            f"sqrt(repeats)); evaluation took {meta['seconds']:.0f} s\n")
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".json").write_text(json.dumps({"models": models, "rows": rows}, indent=2) + "\n")
+
+
 def _skeletons(args: argparse.Namespace) -> None:
     from .skeleton import SKELETONS
 
@@ -337,6 +367,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", help="also write the rows as JSON here")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_eval_lift)
+
+    q = ev.add_parser("generation", help="table 1: R-precision, FID, MM-Dist, diversity, multimodality, QM")
+    q.add_argument("--data", required=True, help="prepared dataset folder")
+    q.add_argument("--evaluator", required=True, help="evaluator run folder (free3d train evaluator)")
+    q.add_argument("--model", action="append", default=[],
+                   help="LABEL=DIR of a generator (DIR 'default': the bundled model); repeatable")
+    q.add_argument("--split", default="test", choices=("train", "val", "test"))
+    q.add_argument("--repeats", type=int, default=20)
+    q.add_argument("--mm-texts", type=int, default=100, help="captions used for MultiModality")
+    q.add_argument("--mm-generations", type=int, default=30, help="motions per caption for MultiModality")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    q.add_argument("--out", help="write OUT.md and OUT.json")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_eval_generation)
 
     q = sub.add_parser("skeletons", help="list registered skeletons")
     q.add_argument("-v", "--verbose", action="store_true")

@@ -24,8 +24,8 @@ def tiny_transformer_config():
                               num_layers=2, num_heads=2, ff_dim=64)
 
 
-@pytest.fixture(scope="module")
-def model():
+def tiny_model() -> Free3D:
+    """A randomly initialised Free3D with tiny parts (fp32: exact reproducibility)."""
     torch.manual_seed(0)
     cfg = tiny_transformer_config()
     lifter = MotionLifter(skeleton=get_skeleton("bandai21"), arch=TINY_VQ, input_dim=2)
@@ -34,6 +34,11 @@ def model():
         layer.initialised.fill_(True)
     return Free3D(lifter=lifter, masked=MaskedTransformer(cfg), residual=ResidualTransformer(cfg),
                   length_estimator=LengthEstimator(), text_encoder=get_text_encoder(), precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
 
 
 def test_shapes_and_requested_lengths(model):
