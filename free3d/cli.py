@@ -171,10 +171,17 @@ def _eval_lift(args: argparse.Namespace) -> None:
 
 
 def _eval_generation(args: argparse.Namespace) -> None:
+    """Table 1 (``eval generation``) or the rows of tables 3 to 5 (``eval ablations``)."""
     import json
 
-    from .api import Free3D
-    from .evaluation.generation import GenerationEvalConfig, evaluate_generation, format_table
+    from .api import DEFAULT_MODEL, Free3D
+    from .evaluation.generation import (
+        ABLATION_COLUMNS,
+        COLUMNS,
+        GenerationEvalConfig,
+        evaluate_generation,
+        format_table,
+    )
 
     models = {}
     for spec in args.model:
@@ -183,12 +190,24 @@ def _eval_generation(args: argparse.Namespace) -> None:
             raise ValueError(f"--model takes LABEL=DIR, got {spec!r}")
         models[label] = path
     cfg = GenerationEvalConfig(split=args.split, repeats=args.repeats, mm_texts=args.mm_texts,
-                               mm_generations=args.mm_generations, seed=args.seed)
+                               mm_generations=args.mm_generations, pool=args.pool, seed=args.seed)
     if cfg.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {cfg.repeats}")
     loaded = {label: Free3D.from_pretrained(path, precision=args.precision) for label, path in models.items()}
     rows = evaluate_generation(args.data, args.evaluator, loaded, cfg, progress=not args.quiet)
-    table = format_table(rows)
+    columns = COLUMNS
+    if args.what == "ablations":  # table 5's MPJPE: each model's ML-RQ lifting the 2D test clips
+        from .evaluation.lift import evaluate_lifting
+
+        columns = ABLATION_COLUMNS
+        for row in rows[1:-1]:
+            path = models[row["model"]]
+            root = DEFAULT_MODEL if path in ("default", "") else Path(path)
+            lift = evaluate_lifting(args.data, model_path=root / "mlrq", split=args.split,
+                                    progress=not args.quiet)
+            row["mpjpe"] = (lift["mpjpe_mm"], 0.0)
+        rows[0]["mpjpe"] = (0.0, 0.0)
+    table = format_table(rows, columns)
     meta = rows[-1]
     text = (f"{table}\n\n{meta['clips']} {args.split} clips, {cfg.repeats} repeats (mean ± 1.96 std / "
             f"sqrt(repeats)); evaluation took {meta['seconds']:.0f} s\n")
@@ -368,20 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_eval_lift)
 
-    q = ev.add_parser("generation", help="table 1: R-precision, FID, MM-Dist, diversity, multimodality, QM")
-    q.add_argument("--data", required=True, help="prepared dataset folder")
-    q.add_argument("--evaluator", required=True, help="evaluator run folder (free3d train evaluator)")
-    q.add_argument("--model", action="append", default=[],
-                   help="LABEL=DIR of a generator (DIR 'default': the bundled model); repeatable")
-    q.add_argument("--split", default="test", choices=("train", "val", "test"))
-    q.add_argument("--repeats", type=int, default=20)
-    q.add_argument("--mm-texts", type=int, default=100, help="captions used for MultiModality")
-    q.add_argument("--mm-generations", type=int, default=30, help="motions per caption for MultiModality")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    q.add_argument("--out", help="write OUT.md and OUT.json")
-    q.add_argument("--quiet", action="store_true")
-    q.set_defaults(func=_eval_generation)
+    for what, text in (("generation", "table 1: R-precision, FID, MM-Dist, diversity, multimodality, QM"),
+                       ("ablations", "tables 3 to 5: the generation metrics and MPJPE per model")):
+        q = ev.add_parser(what, help=text)
+        q.add_argument("--data", required=True, help="prepared dataset folder")
+        q.add_argument("--evaluator", default="default",
+                       help="evaluator run folder (free3d train evaluator); default: the bundled one")
+        q.add_argument("--model", action="append", default=[],
+                       help="LABEL=DIR of a generator (DIR 'default': the bundled model); repeatable")
+        q.add_argument("--split", default="test", choices=("train", "val", "test"))
+        q.add_argument("--repeats", type=int, default=20)
+        q.add_argument("--mm-texts", type=int, default=100, help="captions used for MultiModality")
+        q.add_argument("--mm-generations", type=int, default=30, help="motions per caption for MultiModality")
+        q.add_argument("--pool", type=int, default=32, help="R-precision pool size (protocol: 32)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+        q.add_argument("--out", help="write OUT.md and OUT.json")
+        q.add_argument("--quiet", action="store_true")
+        q.set_defaults(func=_eval_generation)
 
     q = sub.add_parser("skeletons", help="list registered skeletons")
     q.add_argument("-v", "--verbose", action="store_true")

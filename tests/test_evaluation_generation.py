@@ -81,3 +81,12 @@ def test_eval_generation_command(procedural_dataset, evaluator_run, tmp_path, ca
     assert main(["eval", "generation", "--data", str(procedural_dataset), "--evaluator", str(evaluator_run),
                  "--model", "bad-spec"]) == 2
     assert "LABEL=DIR" in capsys.readouterr().err
+
+
+def test_bundled_evaluator_loads_and_embeds():
+    embed = EvaluatorEmbedder()  # the bundled one
+    assert embed.config.num_joints == 21 and "walk" in embed.config.contents
+    emb, preds = embed.motions([np.zeros((60, 21, 3), np.float32)])
+    assert emb.shape == (1, 256) and np.isclose(np.linalg.norm(emb), 1.0)
+    t = embed.texts(["a person walks forward"])
+    assert t.shape == (1, 256)

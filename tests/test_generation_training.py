@@ -162,3 +162,19 @@ def test_bundled_model_is_complete_small_and_generates():
     assert m.joints.shape == (50, 21, 3) and np.isfinite(m.joints).all()
     travel = np.linalg.norm((m.joints[-1, 0] - m.joints[0, 0])[[0, 2]])
     assert 1.0 < travel < 10  # a 2.5 s walk covers metres
+
+
+def test_eval_ablations_command(model_dir, procedural_dataset, tmp_path, capsys):
+    from free3d.training.evaluator import EvaluatorTrainConfig, train_evaluator
+
+    evaluator = tmp_path / "evaluator"
+    train_evaluator(EvaluatorTrainConfig(data=str(procedural_dataset), iters=10, batch_size=8, hidden=16,
+                                         embed_dim=8), evaluator, progress=False)
+    out = tmp_path / "ablations"
+    assert main(["eval", "ablations", "--data", str(procedural_dataset), "--evaluator", str(evaluator),
+                 "--model", f"tiny={model_dir / 'model'}", "--split", "train", "--pool", "8", "--repeats", "2",
+                 "--mm-texts", "2", "--mm-generations", "10", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "| MPJPE (mm) |" in text and "| tiny |" in text and "| Real | 0.0 ± 0.0 |" in text
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert rows[1]["mpjpe"][0] > 0 and out.with_suffix(".md").is_file()

@@ -25,6 +25,7 @@ from ..data.prepared import read_records
 from ..text import get_text_encoder
 from .metrics import diversity, fid, mean_interval, multimodality, quality_multimodality, r_precision
 
+DEFAULT_EVALUATOR = Path(__file__).resolve().parents[1] / "pretrained" / "bandai21-evaluator"
 METRICS = ("top1", "top2", "top3", "fid", "mm_dist", "diversity", "multimodality", "qm",
            "content_acc", "style_acc")
 
@@ -46,10 +47,10 @@ class GenerationEvalConfig:
 class EvaluatorEmbedder:
     """Evaluator embeddings of motions and texts, plus its label predictions."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path | None = None) -> None:
         from ..training.evaluator import load_evaluator
 
-        self.model, config = load_evaluator(path)
+        self.model, config = load_evaluator(DEFAULT_EVALUATOR if path in (None, "default") else path)
         self.config = self.model.config
         self.text_encoder = get_text_encoder(config["text_encoder"]["name"])
 
@@ -160,6 +161,9 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
 COLUMNS = [("top1", "R-prec top 1", 3), ("top2", "top 2", 3), ("top3", "top 3", 3), ("fid", "FID", 3),
            ("mm_dist", "MM-Dist", 3), ("diversity", "Diversity", 3), ("multimodality", "MModality", 3),
            ("qm", "QM", 3), ("content_acc", "content acc", 3), ("style_acc", "style acc", 3)]
+
+
+ABLATION_COLUMNS = [("mpjpe", "MPJPE (mm)", 1), *COLUMNS[:7]]
 
 
 def format_table(rows: list[dict], columns=COLUMNS) -> str:

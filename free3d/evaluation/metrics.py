@@ -27,7 +27,8 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
         offset = np.eye(cov1.shape[0]) * 1e-6
         covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     covmean = covmean.real
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean))
+    return max(value, 0.0)  # a distance: tiny negatives are rounding
 
 
 def _distances(text: np.ndarray, motion: np.ndarray) -> np.ndarray:
