@@ -30,7 +30,7 @@ from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
-from .representation import from_free3d
+from .representation import from_free3d, to_free3d
 from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
 from .skeleton import Skeleton
 from .text import TextEncoder, get_text_encoder
@@ -171,7 +171,7 @@ class Free3D:
         if len(lengths) != len(texts):
             raise ValueError(f"{len(lengths)} lengths for {len(texts)} prompts")
         frames = [None if s is None else seconds_to_frames(s) for s in lengths]
-        config = replace(self.sampling, **sampling)
+        config = self._sampling_config(sampling)
 
         rows = [(p, k) for p in range(len(texts)) for k in range(num_samples)]
         gens = [torch.Generator().manual_seed(seed + k) for _, k in rows]
@@ -201,7 +201,7 @@ class Free3D:
         mismatch at the two boundary frames linearly across the span.
         """
         text = check_prompt(text)
-        config = replace(self.sampling, **sampling)
+        config = self._sampling_config(sampling)
         if isinstance(motion, Motion):
             joints, codes, frame = motion.joints, torch.from_numpy(motion.codes), motion.frame
         else:
@@ -235,6 +235,13 @@ class Free3D:
         return Motion(out, self.skeleton, text, seed, new_codes[0].numpy(), frame)
 
     # ------------------------------------------------------------------------------ pieces
+
+    def _sampling_config(self, overrides: dict) -> SamplingConfig:
+        unknown = sorted(set(overrides) - set(self.sampling.to_dict()))
+        if unknown:
+            raise ValueError(f"unknown sampling option(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(self.sampling.to_dict())}")
+        return replace(self.sampling, **overrides)
 
     def encode_text(self, texts: list[str]) -> Tensor:
         return self.text_encoder.encode(texts)
@@ -272,12 +279,21 @@ class Free3D:
 
     @torch.inference_mode()
     def _tokenize(self, joints: np.ndarray) -> tuple[Tensor, tuple[np.ndarray, np.ndarray]]:
-        """A 3D clip -> ML-RQ codes through a front view, and the frame that maps back."""
-        camera = Camera(0.0, 0.0)
-        view = project_clip(joints, camera, self.skeleton)
+        """A 3D clip -> ML-RQ codes through a front view, and the frame that maps back.
+
+        (MoMask's 3D RVQ-VAE, the 3D-supervised baseline, reads the 3D clip itself.)
+        """
         down = self.lifter.downsampling
         n = len(joints)
         extra = (-n) % down  # repeat the last frame up to a whole token
+        if self.lifter.input_dim == 3:
+            padded = torch.from_numpy(np.concatenate([joints, joints[-1:].repeat(extra, 0)])).float()
+            traj, limbs = to_free3d(padded, self.skeleton)
+            codes = self.lifter.quantizer(self.lifter.encode(traj[None], limbs[None])).codes[0]
+            raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
+            return codes, (np.eye(3), joints[0, 0] - raw[0, 0])
+        camera = Camera(0.0, 0.0)
+        view = project_clip(joints, camera, self.skeleton)
         traj = torch.from_numpy(np.concatenate([view.trajectory, view.trajectory[-1:].repeat(extra, 0)]))
         limbs = torch.from_numpy(np.concatenate([view.limbs, view.limbs[-1:].repeat(extra, 0)]))
         codes = self.lifter.quantizer(self.lifter.encode(traj[None], limbs[None])).codes[0]

@@ -208,3 +208,8 @@ def test_prompt_file(tmp_path):
         f.write_text(f"a person walks#4\n{line}\n")
         with pytest.raises(ValueError, match=message):
             read_prompts(f)
+
+
+def test_unknown_sampling_option_is_refused(model):
+    with pytest.raises(ValueError, match="unknown sampling option.*guidence"):
+        model.generate(["a person walks"], seconds=2, guidence=3)
