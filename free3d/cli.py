@@ -194,7 +194,14 @@ def _eval_generation(args: argparse.Namespace) -> None:
     if cfg.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {cfg.repeats}")
     loaded = {label: Free3D.from_pretrained(path, precision=args.precision) for label, path in models.items()}
-    rows = evaluate_generation(args.data, args.evaluator, loaded, cfg, progress=not args.quiet)
+    # With --out, finished steps are kept in OUT.progress.json so that an interrupted run resumes.
+    progress_file = None
+    if args.out:
+        progress_file = Path(args.out).with_suffix(".progress.json")
+        progress_file.parent.mkdir(parents=True, exist_ok=True)
+    rows = evaluate_generation(args.data, args.evaluator, loaded, cfg, progress=not args.quiet,
+                               resume=progress_file,
+                               fingerprint={**models, "precision": args.precision, "what": args.what})
     columns = COLUMNS
     if args.what == "ablations":  # table 5's MPJPE: each model's ML-RQ lifting the 2D test clips
         from .evaluation.lift import evaluate_lifting
@@ -217,6 +224,7 @@ def _eval_generation(args: argparse.Namespace) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(text)
         out.with_suffix(".json").write_text(json.dumps({"models": models, "rows": rows}, indent=2) + "\n")
+        progress_file.unlink(missing_ok=True)
 
 
 def _skeletons(args: argparse.Namespace) -> None:
@@ -402,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--pool", type=int, default=32, help="R-precision pool size (protocol: 32)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-        q.add_argument("--out", help="write OUT.md and OUT.json")
+        q.add_argument("--out", help="write OUT.md and OUT.json; run again with the same --out to resume")
         q.add_argument("--quiet", action="store_true")
         q.set_defaults(func=_eval_generation)
 

@@ -70,6 +70,34 @@ def test_generated_rows_have_every_column(procedural_dataset, evaluator_run):
     assert 0 <= tiny["content_acc"][0] <= 1
 
 
+def test_interrupted_evaluation_resumes_to_the_same_table(procedural_dataset, evaluator_run, tmp_path):
+    from test_generation import tiny_model
+
+    cfg = GenerationEvalConfig(split="train", repeats=3, pool=8, mm_texts=3, mm_generations=10)
+    progress = tmp_path / "table.progress.json"
+    full = evaluate_generation(procedural_dataset, evaluator_run, {"tiny": tiny_model()}, cfg,
+                               progress=False, resume=progress, fingerprint={"tiny": "a"})
+    saved = json.loads(progress.read_text())
+    assert sorted(saved["steps"]) == sorted(f"{n}/{r}" for n in ("Real", "tiny") for r in range(3))
+    # Interrupted after repeat 0: only its steps survive; resuming redoes the rest identically.
+    saved["steps"] = {k: v for k, v in saved["steps"].items() if k.endswith("/0")}
+    progress.write_text(json.dumps(saved))
+    resumed = evaluate_generation(procedural_dataset, evaluator_run, {"tiny": tiny_model()}, cfg,
+                                  progress=False, resume=progress, fingerprint={"tiny": "a"})
+    assert resumed[:-1] == full[:-1]
+
+    class Refuses:  # every step is recorded now, so no generation may run
+        def generate(self, *args, **kwargs):
+            raise AssertionError("a finished step was recomputed")
+
+    again = evaluate_generation(procedural_dataset, evaluator_run, {"tiny": Refuses()}, cfg,
+                                progress=False, resume=progress, fingerprint={"tiny": "a"})
+    assert again[:-1] == full[:-1]
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate_generation(procedural_dataset, evaluator_run, {"tiny": tiny_model()}, cfg,
+                            progress=False, resume=progress, fingerprint={"tiny": "b"})
+
+
 def test_eval_generation_command(procedural_dataset, evaluator_run, tmp_path, capsys):
     embed = EvaluatorEmbedder(evaluator_run)
     emb, preds = embed.motions([np.zeros((40, 21, 3), np.float32), np.ones((44, 21, 3), np.float32)])

@@ -179,3 +179,4 @@ def test_eval_ablations_command(model_dir, procedural_dataset, tmp_path, capsys)
     assert "| MPJPE (mm) |" in text and "| tiny |" in text and "| Real | 0.0 ± 0.0 |" in text
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert rows[1]["mpjpe"][0] > 0 and out.with_suffix(".md").is_file()
+    assert not out.with_suffix(".progress.json").exists()  # only an unfinished run leaves it

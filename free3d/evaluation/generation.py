@@ -8,10 +8,16 @@ Diversity over 300 pairs; MultiModality over ``mm_texts`` captions with
 ``mm_generations`` motions each (10 pairs); QM = sqrt(MultiModality / FID); content and
 style accuracy of the evaluator's classifiers on the generated motions. Reported as
 mean +- 1.96 std / sqrt(repeats).
+
+With ``resume=PATH`` every finished (repeat, model) step is written to PATH as it ends;
+running again with the same settings skips those steps, and because every step's seeds
+depend only on (seed, repeat), an interrupted evaluation resumed gives the same table.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,9 +95,36 @@ def _generate(model, captions: list[str], frames: list[int], seed: int, batch_si
     return out
 
 
+def _load_progress(path: Path | None, fingerprint: dict) -> tuple[dict, float]:
+    """Finished steps ``{"model/repeat": metrics}`` and seconds already spent, from a resume file."""
+    if path is None or not path.exists():
+        return {}, 0.0
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable evaluation progress file ({e}); "
+                         "delete it to start over") from None
+    if saved.get("fingerprint") != fingerprint:
+        raise ValueError(f"{path}: progress of an evaluation with other settings, models or data; "
+                         "delete it or pick another --out")
+    return saved["steps"], float(saved["seconds"])
+
+
+def _save_progress(path: Path, fingerprint: dict, steps: dict, seconds: float) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "seconds": seconds, "steps": steps}))
+    os.replace(tmp, path)  # atomic: an interruption never leaves a half-written file
+
+
 def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[str, object],
-                        config: GenerationEvalConfig | None = None, *, progress: bool = True) -> list[dict]:
-    """Rows (Real first, then each model) of metric -> (mean, half interval)."""
+                        config: GenerationEvalConfig | None = None, *, progress: bool = True,
+                        resume: str | Path | None = None, fingerprint: dict | None = None) -> list[dict]:
+    """Rows (Real first, then each model) of metric -> (mean, half interval).
+
+    ``resume``: a JSON file recording finished steps (see the module docstring);
+    ``fingerprint``: what identifies the models (e.g. their paths), checked on resume
+    together with the data, the evaluator and the config.
+    """
     from ..data.ground_truth import load_motion3d
     from ..data.prepared import read_captions
 
@@ -111,6 +144,10 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
     captions = [read_captions(data, r.id) for r in records]
     real_emb, real_pred = emb.motions(real, cfg.batch_size)
     names = ["Real", *models]
+    resume = Path(resume) if resume is not None else None
+    key = {"data": str(Path(data).resolve()), "evaluator": str(evaluator), "config": cfg.to_dict(),
+           "models": fingerprint if fingerprint is not None else list(models)}
+    done, spent = _load_progress(resume, key)
     values: dict[str, dict[str, list[float]]] = {n: {m: [] for m in METRICS} for n in names}
     steps = cfg.repeats * (1 + len(models))
     bar = tqdm(total=steps, desc="evaluating", unit="step", disable=not progress)
@@ -120,6 +157,11 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
         text_emb = emb.texts(chosen)
         mm_ids = rng.choice(len(records), min(cfg.mm_texts, len(records)), replace=False)
         for name in names:
+            if f"{name}/{r}" in done:
+                for m, x in done[f"{name}/{r}"].items():
+                    values[name][m].append(x)
+                bar.update(1)
+                continue
             if name == "Real":
                 motion_emb, preds = real_emb, real_pred
             else:
@@ -144,6 +186,9 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
                 mm = multimodality(mm_emb.reshape(len(mm_ids), cfg.mm_generations, -1), rng=metric_rng)
                 v["multimodality"].append(mm)
                 v["qm"].append(quality_multimodality(mm, v["fid"][-1]))
+            if resume is not None:
+                done[f"{name}/{r}"] = {m: float(v[m][-1]) for m in METRICS if len(v[m]) == r + 1}
+                _save_progress(resume, key, done, spent + time.perf_counter() - t0)
             bar.update(1)
     bar.close()
     rows = []
@@ -153,8 +198,8 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
             vals = [x for x in values[name][m] if np.isfinite(x)]
             row[m] = mean_interval(vals) if vals else None
         rows.append(row)
-    rows.append({"model": "_meta", "seconds": round(time.perf_counter() - t0, 1), "clips": len(records),
-                 **cfg.to_dict()})
+    seconds = round(spent + time.perf_counter() - t0, 1)
+    rows.append({"model": "_meta", "seconds": seconds, "clips": len(records), **cfg.to_dict()})
     return rows
 
 
