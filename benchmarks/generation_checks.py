@@ -7,6 +7,10 @@
 - Travel direction: for walking and running prompts, the angle between the direction
   travelled (first to last root position) and the first-frame facing (+Z), and the
   distance covered in 4 s.
+- Turning: for "a person walks and turns left/right", the change of facing from the
+  first to the last half second (positive = towards the body's left, +X). With
+  ``--data DIR`` (a prepared Bandai-Namco folder) the same is printed for the real
+  walk-turn-left/right clips, which fixes the sign convention.
 """
 
 from __future__ import annotations
@@ -14,8 +18,22 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 
 from free3d import Free3D
+from free3d.representation import facing_direction, heading_angle
+
+
+def turn_degrees(joints: np.ndarray, skeleton) -> float:
+    """Facing change (degrees, + = to the left) between the first and last 10 frames."""
+    yaw = heading_angle(facing_direction(torch.as_tensor(joints, dtype=torch.float32), skeleton)).numpy()
+    yaw = np.unwrap(yaw)
+    return float(np.degrees(yaw[-10:].mean() - yaw[:10].mean()))
+
+
+def describe_turns(name: str, turns: list[float]) -> None:
+    t = np.array(turns)
+    print(f"{name}: facing change median {np.median(t):+.0f} deg, to the left in {(t > 0).sum()}/{len(t)}")
 
 
 def main() -> None:
@@ -23,6 +41,7 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--samples", type=int, default=12)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--data", default=None, help="prepared Bandai-Namco folder: real turns for reference")
     args = p.parse_args()
     model = Free3D.from_pretrained(args.model, precision=args.precision)
     sk = model.skeleton
@@ -43,6 +62,17 @@ def main() -> None:
         print(f"{prompt!r}: travel vs facing |angle| median {np.median(np.abs(angle)):.0f} deg, "
               f"within 45 deg in {(np.abs(angle) <= 45).sum()}/{len(angle)}; "
               f"distance median {np.median(dist):.1f} m")
+    for side in ("left", "right"):
+        motions = model.generate([f"a person walks and turns {side}"], seconds=4, seed=0,
+                                 num_samples=args.samples)
+        describe_turns(f"'walks and turns {side}'", [turn_degrees(m.joints, sk) for m in motions])
+        if args.data:
+            from free3d.data.ground_truth import load_motion3d
+            from free3d.data.prepared import read_records
+
+            real = [r for r in read_records(args.data) if r.labels.get("content") == f"walk-turn-{side}"]
+            describe_turns(f"  real walk-turn-{side} clips ({len(real)})",
+                           [turn_degrees(load_motion3d(args.data, r.id), sk) for r in real])
 
 
 if __name__ == "__main__":
