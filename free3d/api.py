@@ -191,6 +191,32 @@ class Free3D:
                                   c[:n].numpy(), (rot, t)))
         return motions
 
+    @torch.inference_mode()
+    def reconstruct(self, trajectory: np.ndarray, limbs: np.ndarray) -> np.ndarray:
+        """The tokeniser's round trip of one clip, post-processed exactly like generated motion.
+
+        Input in the tokeniser's own representation: for the ML-RQ a single-view 2D clip,
+        trajectory (T, 2) and limbs (T, K, 2) as stored in ``motion2d/``; for a 3D RVQ-VAE
+        (the 3D-supervised baseline) trajectory (T, 3) and limbs (T, K, 3). Returns canonical
+        (T, J, 3) joints. Scoring these shows what the decoder alone allows any generator
+        built on it (MoMask reports its RVQ-VAE's reconstruction the same way).
+        """
+        trajectory, limbs = np.asarray(trajectory, np.float32), np.asarray(limbs, np.float32)
+        dim = self.lifter.input_dim
+        if trajectory.ndim != 2 or trajectory.shape[1] != dim or limbs.shape != (
+                len(trajectory), self.skeleton.num_joints - 1, dim):
+            raise ValueError(f"this tokeniser reads {dim}D: trajectory (T, {dim}) and limbs "
+                             f"(T, {self.skeleton.num_joints - 1}, {dim}); got {trajectory.shape} "
+                             f"and {limbs.shape}")
+        n = len(trajectory)
+        extra = (-n) % self.lifter.downsampling  # repeat the last frame up to a whole token
+        traj = torch.from_numpy(np.concatenate([trajectory, trajectory[-1:].repeat(extra, 0)]))
+        limb = torch.from_numpy(np.concatenate([limbs, limbs[-1:].repeat(extra, 0)]))
+        codes = self.lifter.quantizer(self.lifter.encode(traj[None], limb[None])).codes
+        raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:n]
+        rot, t = upright_transform(raw, self.skeleton)
+        return raw @ rot.T + t
+
     def edit(self, motion: Motion | np.ndarray, start_s: float, end_s: float, text: str, *,
              seed: int = 0, **sampling) -> Motion:
         """Regenerate [start_s, end_s) of ``motion`` from ``text``; frames outside stay exactly.

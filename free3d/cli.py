@@ -183,12 +183,17 @@ def _eval_generation(args: argparse.Namespace) -> None:
         format_table,
     )
 
-    models = {}
-    for spec in args.model:
-        label, sep, path = spec.rpartition("=")
-        if not sep or not label:
-            raise ValueError(f"--model takes LABEL=DIR, got {spec!r}")
-        models[label] = path
+    def labelled(specs: list[str], option: str) -> dict[str, str]:
+        out = {}
+        for spec in specs:
+            label, sep, path = spec.rpartition("=")
+            if not sep or not label:
+                raise ValueError(f"{option} takes LABEL=DIR, got {spec!r}")
+            out[label] = path
+        return out
+
+    models = labelled(args.model, "--model")
+    recon = labelled(args.reconstruction, "--reconstruction")
     cfg = GenerationEvalConfig(split=args.split, repeats=args.repeats, mm_texts=args.mm_texts,
                                mm_generations=args.mm_generations, pool=args.pool, seed=args.seed)
     if cfg.repeats < 1:
@@ -199,16 +204,18 @@ def _eval_generation(args: argparse.Namespace) -> None:
     if args.out:
         progress_file = Path(args.out).with_suffix(".progress.json")
         progress_file.parent.mkdir(parents=True, exist_ok=True)
-    rows = evaluate_generation(args.data, args.evaluator, loaded, cfg, progress=not args.quiet,
-                               resume=progress_file,
-                               fingerprint={**models, "precision": args.precision, "what": args.what})
+    rows = evaluate_generation(
+        args.data, args.evaluator, loaded, cfg, progress=not args.quiet, resume=progress_file,
+        fingerprint={"models": models, "reconstructions": recon, "precision": args.precision,
+                     "what": args.what},
+        reconstructions={label: Free3D.from_pretrained(path) for label, path in recon.items()})
     columns = COLUMNS
     if args.what == "ablations":  # table 5's MPJPE: each model's ML-RQ lifting the 2D test clips
         from .evaluation.lift import evaluate_lifting
 
         columns = ABLATION_COLUMNS
         for row in rows[1:-1]:
-            path = models[row["model"]]
+            path = models.get(row["model"], recon.get(row["model"]))
             root = DEFAULT_MODEL if path in ("default", "") else Path(path)
             lift = evaluate_lifting(args.data, model_path=root / "mlrq", split=args.split,
                                     progress=not args.quiet)
@@ -223,7 +230,8 @@ def _eval_generation(args: argparse.Namespace) -> None:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(text)
-        out.with_suffix(".json").write_text(json.dumps({"models": models, "rows": rows}, indent=2) + "\n")
+        summary = {"models": models, "reconstructions": recon, "rows": rows}
+        out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
         progress_file.unlink(missing_ok=True)
 
 
@@ -403,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluator run folder (free3d train evaluator); default: the bundled one")
         q.add_argument("--model", action="append", default=[],
                        help="LABEL=DIR of a generator (DIR 'default': the bundled model); repeatable")
+        q.add_argument("--reconstruction", action="append", default=[], metavar="LABEL=DIR",
+                       help="also score DIR's tokeniser round trip of the real clips (ML-RQ: from "
+                            "their 2D view; 3D RVQ-VAE: from 3D); repeatable")
         q.add_argument("--split", default="test", choices=("train", "val", "test"))
         q.add_argument("--repeats", type=int, default=20)
         q.add_argument("--mm-texts", type=int, default=100, help="captions used for MultiModality")

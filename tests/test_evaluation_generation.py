@@ -70,6 +70,21 @@ def test_generated_rows_have_every_column(procedural_dataset, evaluator_run):
     assert 0 <= tiny["content_acc"][0] <= 1
 
 
+def test_tokeniser_reconstruction_rows(procedural_dataset, evaluator_run):
+    from test_generation import tiny_model
+
+    cfg = GenerationEvalConfig(split="train", repeats=2, pool=8, mm_texts=3, mm_generations=10)
+    rows = evaluate_generation(procedural_dataset, evaluator_run, {}, cfg, progress=False,
+                               reconstructions={"tiny ML-RQ": tiny_model()})
+    assert [r["model"] for r in rows] == ["Real", "tiny ML-RQ", "_meta"]
+    recon = rows[1]
+    assert recon["fid"][0] > 0 and recon["multimodality"] is None  # fixed motions: nothing sampled
+    assert recon["fid"][1] == 0.0  # the same motions in every repeat; only captions and pools vary
+    with pytest.raises(ValueError, match="used twice"):
+        evaluate_generation(procedural_dataset, evaluator_run, {"x": tiny_model()}, cfg, progress=False,
+                            reconstructions={"x": tiny_model()})
+
+
 def test_interrupted_evaluation_resumes_to_the_same_table(procedural_dataset, evaluator_run, tmp_path):
     from test_generation import tiny_model
 

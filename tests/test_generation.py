@@ -213,3 +213,20 @@ def test_prompt_file(tmp_path):
 def test_unknown_sampling_option_is_refused(model):
     with pytest.raises(ValueError, match="unknown sampling option.*guidence"):
         model.generate(["a person walks"], seconds=2, guidence=3)
+
+
+def test_reconstruct_round_trips_a_2d_clip_into_canonical_3d(model):
+    from free3d.data.single_view import Camera, project_clip
+    from free3d.data.sources.procedural import procedural_motion
+
+    rng = np.random.default_rng(0)
+    joints = procedural_motion("walk", model.skeleton, seconds=3.1, speed="normal", rng=rng)
+    view = project_clip(joints, Camera(0.7, 0.1), model.skeleton)
+    out = model.reconstruct(view.trajectory, view.limbs)
+    assert out.shape == (62, 21, 3) and np.isfinite(out).all()  # 62 frames: not a whole number of tokens
+    assert abs(out[..., 1].min()) < 1e-9 and np.abs(out[0, 0, [0, 2]]).max() < 1e-9  # canonical
+    bones = np.linalg.norm(out[:, 1:] - out[:, model.skeleton.parents[1:]], axis=-1)
+    np.testing.assert_allclose(bones, np.broadcast_to(model.skeleton.bone_lengths(), bones.shape), atol=1e-6)
+    np.testing.assert_array_equal(model.reconstruct(view.trajectory, view.limbs), out)  # deterministic
+    with pytest.raises(ValueError, match="reads 2D"):
+        model.reconstruct(np.zeros((40, 3)), np.zeros((40, 20, 3)))

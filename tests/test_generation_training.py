@@ -172,11 +172,13 @@ def test_eval_ablations_command(model_dir, procedural_dataset, tmp_path, capsys)
                                          embed_dim=8), evaluator, progress=False)
     out = tmp_path / "ablations"
     assert main(["eval", "ablations", "--data", str(procedural_dataset), "--evaluator", str(evaluator),
-                 "--model", f"tiny={model_dir / 'model'}", "--split", "train", "--pool", "8",
+                 "--model", f"tiny={model_dir / 'model'}",
+                 "--reconstruction", f"its ML-RQ={model_dir / 'model'}", "--split", "train", "--pool", "8",
                  "--repeats", "2", "--mm-texts", "2", "--mm-generations", "10", "--out", str(out),
                  "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "| MPJPE (mm) |" in text and "| tiny |" in text and "| Real | 0.0 ± 0.0 |" in text
+    assert "| its ML-RQ |" in text
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert rows[1]["mpjpe"][0] > 0 and out.with_suffix(".md").is_file()
     assert not out.with_suffix(".progress.json").exists()  # only an unfinished run leaves it

@@ -95,6 +95,27 @@ def _generate(model, captions: list[str], frames: list[int], seed: int, batch_si
     return out
 
 
+def tokeniser_reconstructions(model, data: str | Path, ids: list[str]) -> list[np.ndarray]:
+    """Each clip through ``model``'s tokeniser and back (:meth:`Free3D.reconstruct`).
+
+    The ML-RQ reads the clip's stored single view (the 2D it was trained on); a 3D
+    RVQ-VAE reads the 3D clip.
+    """
+    from ..data.ground_truth import load_motion3d
+    from ..data.motion2d import load_clip2d
+    from ..representation import to_free3d
+
+    out = []
+    for cid in ids:
+        if model.lifter.input_dim == 2:
+            clip = load_clip2d(data, cid)
+            out.append(model.reconstruct(clip.trajectory, clip.limbs))
+        else:
+            traj, limbs = to_free3d(torch.from_numpy(load_motion3d(data, cid)).float(), model.skeleton)
+            out.append(model.reconstruct(traj.numpy(), limbs.numpy()))
+    return out
+
+
 def _load_progress(path: Path | None, fingerprint: dict) -> tuple[dict, float]:
     """Finished steps ``{"model/repeat": metrics}`` and seconds already spent, from a resume file."""
     if path is None or not path.exists():
@@ -118,9 +139,12 @@ def _save_progress(path: Path, fingerprint: dict, steps: dict, seconds: float) -
 
 def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[str, object],
                         config: GenerationEvalConfig | None = None, *, progress: bool = True,
-                        resume: str | Path | None = None, fingerprint: dict | None = None) -> list[dict]:
+                        resume: str | Path | None = None, fingerprint: dict | None = None,
+                        reconstructions: dict[str, object] | None = None) -> list[dict]:
     """Rows (Real first, then each model) of metric -> (mean, half interval).
 
+    ``reconstructions``: label -> model whose tokeniser's round trip of the real test
+    clips is scored as one more fixed row (like Real: no sampling, no MultiModality).
     ``resume``: a JSON file recording finished steps (see the module docstring);
     ``fingerprint``: what identifies the models (e.g. their paths), checked on resume
     together with the data, the evaluator and the config.
@@ -142,14 +166,20 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
     real = [load_motion3d(data, r.id) for r in records]
     frames = [len(j) for j in real]
     captions = [read_captions(data, r.id) for r in records]
-    real_emb, real_pred = emb.motions(real, cfg.batch_size)
-    names = ["Real", *models]
+    fixed = {"Real": emb.motions(real, cfg.batch_size)}
+    for label, model in (reconstructions or {}).items():
+        if label in models or label in fixed:
+            raise ValueError(f"row label {label!r} is used twice")
+        fixed[label] = emb.motions(tokeniser_reconstructions(model, data, [r.id for r in records]),
+                                   cfg.batch_size)
+    real_emb = fixed["Real"][0]
+    names = [*fixed, *models]
     resume = Path(resume) if resume is not None else None
     key = {"data": str(Path(data).resolve()), "evaluator": str(evaluator), "config": cfg.to_dict(),
-           "models": fingerprint if fingerprint is not None else list(models)}
+           "models": fingerprint if fingerprint is not None else names}
     done, spent = _load_progress(resume, key)
     values: dict[str, dict[str, list[float]]] = {n: {m: [] for m in METRICS} for n in names}
-    steps = cfg.repeats * (1 + len(models))
+    steps = cfg.repeats * len(names)
     bar = tqdm(total=steps, desc="evaluating", unit="step", disable=not progress)
     for r in range(cfg.repeats):
         rng = np.random.default_rng([cfg.seed, r])
@@ -162,8 +192,8 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
                     values[name][m].append(x)
                 bar.update(1)
                 continue
-            if name == "Real":
-                motion_emb, preds = real_emb, real_pred
+            if name in fixed:
+                motion_emb, preds = fixed[name]
             else:
                 gen = _generate(models[name], chosen, frames, cfg.seed * 1000 + r, cfg.batch_size)
                 motion_emb, preds = emb.motions(gen, cfg.batch_size)
@@ -178,7 +208,7 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
             v["diversity"].append(diversity(motion_emb, pairs=min(300, len(records)), rng=metric_rng))
             v["content_acc"].append(_accuracy(preds, "content", target["content"]))
             v["style_acc"].append(_accuracy(preds, "style", target["style"]))
-            if name != "Real" and cfg.mm_generations >= 10:
+            if name not in fixed and cfg.mm_generations >= 10:
                 gen = _generate(models[name], [chosen[i] for i in mm_ids], [frames[i] for i in mm_ids],
                                 cfg.seed * 1000 + r, max(1, cfg.batch_size // cfg.mm_generations),
                                 num_samples=cfg.mm_generations)
