@@ -1,9 +1,37 @@
+#!/usr/bin/env bash
+# Reproduce the bundled models and the table-1 evaluation on two CPU cores.
+#
+#   DATA=/path/to/prepared/bandai-namco RUNS=runs/bundle bash scripts/train_bundle.sh
+#
+# DATA: a folder made by `free3d data prepare bandai-namco`. OUT (default: a folder in
+# RUNS) receives the assembled Free3D model; copy it over free3d/pretrained/bandai21-cpu
+# to replace the bundled one. Every stage resumes if re-run after an interruption.
+# Wall times of the bundled run are in free3d/pretrained/bandai21-cpu/MODEL_CARD.md.
+set -euo pipefail
+: "${DATA:?set DATA to a prepared Bandai-Namco folder}"
+RUNS=${RUNS:-runs/bundle}
+OUT=${OUT:-$RUNS/model}
+
+# Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens
+free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 5000 --finetune-iters 1000 \
+    --prior "$RUNS/prior"
+# the two transformers train side by side, one thread each (faster than one after the other)
+OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \
+    --iters 3000 --batch-size 32 --quiet &
+OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/residual" \
+    --iters 3000 --batch-size 32 --quiet &
+wait
+free3d train length --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/length" --iters 2000
+free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$RUNS/residual" \
+    --length "$RUNS/length" --out "$OUT"
 
 # evaluation (issue 5): the evaluator (the one model trained on 3D, like the 3D baseline)
 free3d train evaluator --data "$DATA" --out "$RUNS/evaluator"
 # the 3D-supervised generation baseline: MoMask's RVQ-VAE on 3D with the ML-RQ's budget,
 # then the same transformer recipe and budget as Free3D's (not bundled; for table 1)
-free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 --finetune-iters 1000
+free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 \
+    --finetune-iters 1000
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/masked3d" \
     --iters 3000 --batch-size 32 --quiet &
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/residual3d" \
@@ -12,5 +40,10 @@ wait
 # lengths depend on the text only: the 2D-trained length estimator serves both
 free3d model assemble --mlrq "$RUNS/rvq3d" --masked "$RUNS/masked3d" --residual "$RUNS/residual3d" \
     --length "$RUNS/length" --out "$RUNS/model3d"
+# table 1 (about 40 min on two cores), then the tokenisers' reconstruction rows (under a minute)
 free3d eval generation --data "$DATA" --evaluator "$RUNS/evaluator" \
-    --model "3D-supervised=$RUNS/model3d" --model "Free3D (2D only)=$OUT" --out "$RUNS/table1"
+    --model "3D-supervised (MoMask-style)=$RUNS/model3d" --model "Free3D (2D only)=$OUT" \
+    --out "$RUNS/table1"
+free3d eval generation --data "$DATA" --evaluator "$RUNS/evaluator" \
+    --reconstruction "Free3D ML-RQ, from each clip's 2D view=$OUT" \
+    --reconstruction "MoMask RVQ-VAE, from 3D=$RUNS/model3d" --out "$RUNS/reconstruction"
