@@ -159,6 +159,9 @@ def _eval_lift(args: argparse.Namespace) -> None:
 
     rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet)
             for m in args.model]
+    if args.keep_2d:
+        rows += [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
+                                  keep_2d=True) for m in args.model]
     rows += [evaluate_lifting(args.data, reference=r, split=args.split, progress=not args.quiet)
              for r in args.reference]
     if not rows:
@@ -399,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--reference", action="append", default=[],
                    choices=("zero-depth", "mean-pose"), help="trivial reference (repeatable)")
     q.add_argument("--split", default="test", choices=("train", "val", "test"))
+    q.add_argument("--keep-2d", action="store_true",
+                   help="also score each model's depth on the observed 2D (rows 'observed 2D + its depth')")
     q.add_argument("--json", help="also write the rows as JSON here")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_eval_lift)

@@ -78,10 +78,22 @@ def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, e
     assert main(["train", stage, "--data", str(procedural_dataset), "--out", str(out),
                  "--iters", "4", "--finetune-iters", "2", "--batch-size", "8", "--quiet",
                  *extra]) == 0
+    keep = ["--keep-2d"] if extra != ["--input-dim", "3"] else []
     assert main(["eval", "lift", "--data", str(procedural_dataset), "--model", str(out),
-                 "--reference", "zero-depth", "--quiet"]) == 0
+                 "--reference", "zero-depth", "--quiet", *keep]) == 0
     text = capsys.readouterr().out
     assert "| reference:zero-depth |" in text and f"| {stage}:run |" in text
+    assert (f"| {stage}:run (observed 2D + its depth) |" in text) == bool(keep)
+
+
+def test_keep_observed_2d_reprojects_exactly_and_keeps_relative_depth():
+    from free3d.evaluation.lift import keep_observed_2d
+
+    lifted = torch.randn(5, 21, 3, dtype=torch.float64)
+    joints2d = torch.randn(5, 21, 2, dtype=torch.float64)
+    out = keep_observed_2d(lifted, joints2d)
+    torch.testing.assert_close(out[..., :2], joints2d)  # the view is the measurement
+    torch.testing.assert_close(out[..., 2] - out[..., :1, 2], lifted[..., 2] - lifted[..., :1, 2])
 
 
 def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):

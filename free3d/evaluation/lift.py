@@ -30,9 +30,26 @@ def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return torch.cat([x, x[:, -1:].expand(1, extra, *x.shape[2:])], dim=1) if extra else x
 
 
+def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tensor:
+    """Camera-frame (T, J, 3) lift with x, y replaced by the observed 2D; its depth kept.
+
+    The depth stays root-relative: each joint keeps its depth offset from the root. So
+    the result reprojects exactly onto the input view, which suits video to 3D, where
+    the keypoints are the measurement and only depth is missing.
+    """
+    out = zero_depth_lift(joints2d.to(lifted.dtype))
+    out[..., 2] = lifted[..., 2] - lifted[..., :1, 2]
+    return out
+
+
 @torch.no_grad()
-def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton) -> np.ndarray:
-    """(T, J, 3) world-frame joints from a trained MotionLifter for one clip."""
+def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
+                    keep_2d: bool = False) -> np.ndarray:
+    """(T, J, 3) world-frame joints from a trained MotionLifter for one clip.
+
+    ``keep_2d``: take only depth from the model, x and y from the clip's 2D
+    (:func:`keep_observed_2d`; ML-RQ and other 2D-input lifters only).
+    """
     if getattr(model, "input_dim", 2) == 3:  # MoMask's 3D RVQ-VAE: reconstruction, not lifting
         j3 = torch.from_numpy(load_motion3d(data, clip_id)).float()[None]
         traj, limbs = to_free3d(j3, skeleton)
@@ -44,14 +61,19 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton) -> np.
     limbs = torch.from_numpy(clip.limbs)[None]
     n = traj.shape[1]
     out = model(_pad(traj, model.downsampling), _pad(limbs, model.downsampling))
-    cam_joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double().numpy()
-    return camera_to_world(cam_joints, load_camera(data, clip_id))
+    cam_joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
+    if keep_2d:
+        cam_joints = keep_observed_2d(cam_joints, from_free3d(traj[0], limbs[0], skeleton).double())
+    return camera_to_world(cam_joints.numpy(), load_camera(data, clip_id))
 
 
 def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
                      reference: str | None = None, split: str = "test",
-                     progress: bool = True) -> dict:
-    """Scores of a trained run (``model_path``) or a trivial ``reference`` on a split."""
+                     progress: bool = True, keep_2d: bool = False) -> dict:
+    """Scores of a trained run (``model_path``) or a trivial ``reference`` on a split.
+
+    ``keep_2d``: score the model's depth on the observed 2D (see :func:`lift_with_model`).
+    """
     if (model_path is None) == (reference is None):
         raise ValueError("give exactly one of a model run folder or a reference "
                          f"({', '.join(REFERENCES)})")
@@ -68,6 +90,10 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
         if cfg.stage == "prior":
             raise ValueError(f"{model_path} is a 2D prior; it does not lift to 3D")
         name = f"{cfg.stage}:{Path(model_path).name}"
+        if keep_2d:
+            if getattr(model, "input_dim", 2) != 2:
+                raise ValueError(f"{model_path} reads 3D; --keep-2d needs a lifter from 2D")
+            name += " (observed 2D + its depth)"
     elif reference == "mean-pose":
         train3d = load_split3d(data, "train")
         mean_pose = torch.from_numpy(np.concatenate(
@@ -82,7 +108,7 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
     for cid in tqdm(ids, desc=f"lifting {split}", unit="clip", disable=not progress):
         target = torch.from_numpy(load_motion3d(data, cid)).double()
         if model is not None:
-            pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton))
+            pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d))
         elif reference == "mean-pose":
             pred = mean_pose_lift(mean_pose, target.shape[0]).double()
         else:
