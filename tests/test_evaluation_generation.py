@@ -83,6 +83,8 @@ def test_tokeniser_reconstruction_rows(procedural_dataset, evaluator_run):
     with pytest.raises(ValueError, match="used twice"):
         evaluate_generation(procedural_dataset, evaluator_run, {"x": tiny_model()}, cfg, progress=False,
                             reconstructions={"x": tiny_model()})
+    with pytest.raises(ValueError, match="'Real' is used twice"):
+        evaluate_generation(procedural_dataset, evaluator_run, {"Real": tiny_model()}, cfg, progress=False)
 
 
 def test_interrupted_evaluation_resumes_to_the_same_table(procedural_dataset, evaluator_run, tmp_path):

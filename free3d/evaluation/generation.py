@@ -154,6 +154,10 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
 
     cfg = config or GenerationEvalConfig()
     t0 = time.perf_counter()
+    labels = ["Real", *(reconstructions or {}), *models]
+    for label in set(labels):
+        if labels.count(label) > 1:
+            raise ValueError(f"row label {label!r} is used twice")
     emb = EvaluatorEmbedder(evaluator)
     records = [r for r in read_records(data) if r.split == cfg.split]
     if len(records) < cfg.pool:
@@ -168,8 +172,6 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
     captions = [read_captions(data, r.id) for r in records]
     fixed = {"Real": emb.motions(real, cfg.batch_size)}
     for label, model in (reconstructions or {}).items():
-        if label in models or label in fixed:
-            raise ValueError(f"row label {label!r} is used twice")
         fixed[label] = emb.motions(tokeniser_reconstructions(model, data, [r.id for r in records]),
                                    cfg.batch_size)
     real_emb = fixed["Real"][0]
