@@ -223,7 +223,8 @@ def _eval_generation(args: argparse.Namespace) -> None:
             lift = evaluate_lifting(args.data, model_path=root / "mlrq", split=args.split,
                                     progress=not args.quiet)
             row["mpjpe"] = (lift["mpjpe_mm"], 0.0)
-        rows[0]["mpjpe"] = (0.0, 0.0)
+            row["pa_mpjpe"] = (lift["pa_mpjpe_mm"], 0.0)
+        rows[0]["mpjpe"] = rows[0]["pa_mpjpe"] = (0.0, 0.0)
     table = format_table(rows, columns)
     meta = rows[-1]
     text = (f"{table}\n\n{meta['clips']} {args.split} clips, {cfg.repeats} repeats (mean ± 1.96 std / "

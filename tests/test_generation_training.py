@@ -177,8 +177,8 @@ def test_eval_ablations_command(model_dir, procedural_dataset, tmp_path, capsys)
                  "--repeats", "2", "--mm-texts", "2", "--mm-generations", "10", "--out", str(out),
                  "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "| MPJPE (mm) |" in text and "| tiny |" in text and "| Real | 0.0 ± 0.0 |" in text
+    assert "| MPJPE (mm) | PA-MPJPE (mm) |" in text and "| tiny |" in text and "| Real | 0.0 ± 0.0 |" in text
     assert "| its ML-RQ |" in text
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
-    assert rows[1]["mpjpe"][0] > 0 and out.with_suffix(".md").is_file()
+    assert rows[1]["mpjpe"][0] > 0 and rows[1]["pa_mpjpe"][0] > 0 and out.with_suffix(".md").is_file()
     assert not out.with_suffix(".progress.json").exists()  # only an unfinished run leaves it

@@ -240,7 +240,7 @@ COLUMNS = [("top1", "R-prec top 1", 3), ("top2", "top 2", 3), ("top3", "top 3", 
            ("qm", "QM", 3), ("content_acc", "content acc", 3), ("style_acc", "style acc", 3)]
 
 
-ABLATION_COLUMNS = [("mpjpe", "MPJPE (mm)", 1), *COLUMNS[:7]]
+ABLATION_COLUMNS = [("mpjpe", "MPJPE (mm)", 1), ("pa_mpjpe", "PA-MPJPE (mm)", 1), *COLUMNS[:7]]
 
 
 def format_table(rows: list[dict], columns=COLUMNS) -> str:
