@@ -86,7 +86,8 @@ def _train(args: argparse.Namespace) -> None:
     for flag in ("rec", "ori", "feat"):
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
-    cfg = make_config(args.stage, args.data, preset=args.preset, **overrides)
+    arch = {"width": args.width, "code_dim": args.code_dim}
+    cfg = make_config(args.stage, args.data, preset=args.preset, arch=arch, **overrides)
     out = train(cfg, args.out, progress=not args.quiet)
     print(f"trained {cfg.stage} ({cfg.total_iters} steps) in {out}")
 
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--data", required=True, help="prepared dataset folder")
         q.add_argument("--out", required=True, help="run folder (re-run to resume)")
         q.add_argument("--preset", choices=("cpu", "paper"), default="cpu")
+        q.add_argument("--width", type=int, help="channels of the conv encoder/decoder "
+                       "(default: the preset's)")
+        q.add_argument("--code-dim", type=int, help="code size of the quantizer (default: the preset's)")
         q.add_argument("--iters", type=int, help="pretraining steps")
         q.add_argument("--finetune-iters", type=int, help="fine-tuning steps at the lower lr")
         q.add_argument("--batch-size", type=int)

@@ -101,3 +101,17 @@ def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):
                  str(tmp_path / "x"), "--quiet"]) == 2
     assert "needs --prior" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_single_sizes_of_a_preset_can_be_changed(procedural_dataset, tmp_path):
+    cfg = make_config("mlrq", procedural_dataset, prior="p", arch={"width": 256, "code_dim": None})
+    assert cfg.arch["width"] == 256 and cfg.arch["code_dim"] == 128 and cfg.arch["num_layers"] == 6
+    with pytest.raises(ValueError, match="unknown size.*heigth"):
+        make_config("prior", procedural_dataset, arch={"heigth": 3})
+    out = tmp_path / "wide"
+    assert main(["train", "rvq3d", "--data", str(procedural_dataset), "--out", str(out),
+                 "--width", "48", "--code-dim", "24", "--iters", "2", "--finetune-iters", "0",
+                 "--batch-size", "4", "--quiet"]) == 0
+    model, cfg, _ = load_run(out)
+    assert (cfg.arch["width"], cfg.arch["code_dim"]) == (48, 24)
+    assert model.quantizer.dim == 24

@@ -92,12 +92,21 @@ PRESET_TRAINING = {
 }
 
 
-def make_config(stage: str, data: str, *, preset: str = "cpu", **overrides) -> TrainConfig:
-    """A config with the preset's sizes and budget, then ``overrides`` (None = keep)."""
+def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None = None,
+                **overrides) -> TrainConfig:
+    """A config with the preset's sizes and budget, then ``overrides`` (None = keep).
+
+    ``arch`` changes single sizes of the preset (for example ``{"width": 256}``).
+    """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+    sizes = get_preset(preset).to_dict()
+    unknown = sorted(set(arch or {}) - set(sizes))
+    if unknown:
+        raise ValueError(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(sizes)}")
+    sizes.update({k: v for k, v in (arch or {}).items() if v is not None})
     base = {"stage": stage, "data": str(data), "preset": preset,
-            "arch": get_preset(preset).to_dict(), **PRESET_TRAINING[preset]}
+            "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
     base.update({k: v for k, v in overrides.items() if v is not None})
