@@ -252,6 +252,11 @@ def format_table(rows: list[dict], columns=COLUMNS) -> str:
         cells = []
         for key, _, digits in columns:
             v = row.get(key)
-            cells.append("-" if v is None else f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}")
+            if v is None:
+                cells.append("-")
+            elif v[1] is None:  # one measurement, no interval (lifting error)
+                cells.append(f"{v[0]:.{digits}f}")
+            else:
+                cells.append(f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}")
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
