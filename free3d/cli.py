@@ -80,7 +80,8 @@ def _train(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
-        "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every")}
+        "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
+        "lambda_bone")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--no-feat", action="store_true", help="ablation: without Lfeat")
             q.add_argument("--upright-views", action="store_true",
                            help="Lrec: stand the predicted clip up before the random turns")
+            q.add_argument("--lambda-bone", type=float,
+                           help="weight of Lbone, our addition: limbs keep their length over "
+                                "time (default 0, as the paper)")
             q.add_argument("--feat-encoder", choices=("shared", "separate"),
                            help="separate: Lfeat with the prior's encoder (table 4)")
         if stage == "rvq3d":

@@ -1,4 +1,4 @@
-"""Free3D's 3D-free objectives (paper eq. 10 to 15).
+"""Free3D's 3D-free objectives (paper eq. 10 to 15), and one of ours (Lbone).
 
 Predicted 3D motion (trajectory (B,T,3), limbs (B,T,K,3)) is in the camera frame of its
 2D input, so the weak-perspective projection Phi is "drop z" (the 2D data is already
@@ -60,6 +60,23 @@ def orientation_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = N
     v_ori = body_orientation(limbs3, skeleton)  # (B, T, 3)
     feet = foot_directions(limbs3, skeleton)  # (B, T, 2, 3)
     return _masked_mean(torch.relu(-(feet * v_ori.unsqueeze(-2)).sum(-1)), mask)
+
+
+def bone_length_loss(limbs3: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Lbone (our addition, not in the paper): each limb keeps its length over time.
+
+    The squared coefficient of variation of every limb's 3D length across the frames of
+    a clip, averaged over limbs and clips. It is 3D-free (a rigid skeleton, no 3D data)
+    and fixes what L2D leaves open: a body flattened onto the image plane matches the 2D
+    exactly, but its limbs then seem to shrink whenever they turn towards the camera.
+    Keeping lengths constant forces the depth that explains the shrinking.
+    """
+    length = limbs3.norm(dim=-1)  # (B, T, K)
+    w = torch.ones_like(length[..., :1]) if mask is None else mask.to(length.dtype)[..., None]
+    n = w.sum(1).clamp_min(1)  # (B, 1)
+    mean = (length * w).sum(1) / n  # (B, K)
+    var = ((length - mean[:, None]).square() * w).sum(1) / n
+    return (var / mean.square().clamp_min(1e-8)).mean()
 
 
 def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skeleton

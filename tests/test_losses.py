@@ -1,6 +1,13 @@
 import torch
 
-from free3d.losses import feature_loss, loss_2d, orientation_loss, project_view, view_prior_loss
+from free3d.losses import (
+    bone_length_loss,
+    feature_loss,
+    loss_2d,
+    orientation_loss,
+    project_view,
+    view_prior_loss,
+)
 from free3d.models.autoencoders import ConvVQConfig, MotionLifter, Prior2D
 from free3d.representation import rotate, rotation_y, to_free3d
 from free3d.skeleton import get_skeleton
@@ -100,3 +107,20 @@ def test_upright_rotation_stands_a_tilted_clip_up():
     spine = upright[..., S.index("neck"), :] - upright[..., S.index("pelvis"), :]
     assert torch.allclose(spine[..., [0, 2]], torch.zeros_like(spine[..., [0, 2]]), atol=1e-5)
     assert (spine[..., 1] > 0).all()
+
+
+def test_bone_length_loss_zero_for_a_turning_rigid_body_positive_when_flattened():
+    frames = 12
+    angles = torch.linspace(0, 1.5, frames)  # the body turns by ~86 degrees
+    posed = rotate(walking_rest_pose(frames, batch=1), rotation_y(angles)[None])
+    _, limbs3 = to_free3d(posed, S)
+    assert bone_length_loss(limbs3) < 1e-10
+    assert bone_length_loss(3.0 * limbs3) < 1e-10  # no preferred size
+    flat = limbs3.clone()
+    flat[..., 2] = 0  # flattened onto the image plane: exact 2D, shrinking limbs
+    assert loss_2d(posed[..., 0, :], flat, posed[..., 0, :2], limbs3[..., :2]) == 0
+    assert bone_length_loss(flat) > 1e-3
+    # masked-out frames do not count: only the first, barely turned frames are kept
+    mask = torch.zeros(1, frames, dtype=torch.bool)
+    mask[:, :2] = True
+    assert bone_length_loss(flat, mask) < 0.1 * bone_length_loss(flat)
