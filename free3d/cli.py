@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone")}
+        "lambda_bone", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
@@ -324,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--beta", type=float, help="commitment weight")
         q.add_argument("--seed", type=int)
         q.add_argument("--checkpoint-every", type=int)
+        q.add_argument("--init-from", help="start from the weights of this earlier run "
+                       "(same stage and sizes) instead of at random")
         q.add_argument("--representation", choices=("limbs", "joints"))
         q.add_argument("--quiet", action="store_true")
         if stage == "prior":

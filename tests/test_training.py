@@ -116,3 +116,17 @@ def test_single_sizes_of_a_preset_can_be_changed(procedural_dataset, tmp_path):
     model, cfg, _ = load_run(out)
     assert (cfg.arch["width"], cfg.arch["code_dim"]) == (48, 24)
     assert model.quantizer.dim == 24
+
+
+def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_run, tmp_path):
+    kw = dict(finetune_iters=0, lr=1e-9, warmup_iters=1,
+              **{k: v for k, v in FAST.items() if k != "warmup_iters"})
+    out = train(make_config("prior", procedural_dataset, iters=1, init_from=str(prior_run), **kw),
+                tmp_path / "ft", progress=False)
+    start, fresh = load_file(prior_run / "model.safetensors"), load_file(out / "model.safetensors")
+    weights = [k for k in start if k.endswith("weight") and "quantizer" not in k]
+    assert weights and all(torch.allclose(start[k], fresh[k], atol=1e-6) for k in weights)
+    with pytest.raises(ValueError, match="other sizes"):
+        train(make_config("prior", procedural_dataset, iters=1, init_from=str(prior_run),
+                          **{**kw, "arch": {**TINY, "width": 48}}), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()  # refused before anything is written

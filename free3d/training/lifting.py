@@ -60,6 +60,7 @@ class TrainConfig:
     # rvq3d
     input_dim: int = 3
     # optimisation
+    init_from: str | None = None  # start from this run's weights (same stage and sizes)
     iters: int = 3000  # pretraining steps
     finetune_iters: int = 1000  # then fine-tuning steps at finetune_lr
     lr: float = 2e-4
@@ -299,7 +300,14 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     arrays = load_training_clips(cfg, skeleton)
     model = build_model(cfg, skeleton)
     prior = load_frozen_prior(cfg.prior, skeleton) if cfg.stage == "mlrq" and cfg.prior else None
-    if not resume:  # the input normaliser is fitted once, on training data
+    if not resume and cfg.init_from:  # weights and normaliser of an earlier run
+        init_model, init_cfg, _ = load_run(cfg.init_from)
+        if (init_cfg.stage, init_cfg.arch, init_cfg.representation, init_cfg.input_dim) != (
+                cfg.stage, cfg.arch, cfg.representation, cfg.input_dim):
+            raise ValueError(f"--init-from {cfg.init_from}: a {init_cfg.stage} run with other sizes "
+                             f"or inputs than this {cfg.stage} run")
+        model.load_state_dict(init_model.state_dict())
+    elif not resume:  # the input normaliser is fitted once, on training data
         fit = arrays.sample(1024, cfg.window, torch.Generator().manual_seed(cfg.seed))
         key = "traj3" if cfg.stage == "rvq3d" and cfg.input_dim == 3 else "traj2"
         limbs = fit["limbs3" if key == "traj3" else "limbs2"]
