@@ -5,7 +5,8 @@
 #   DATA=data/bandai-namco LIFT=runs/lift-cpu LENGTH=runs/bundle/length OUT=runs/ablate \
 #     bash scripts/ablation_generators.sh [NAME ...]
 # LENGTH is a trained length estimator (`free3d train length`); lengths are ground truth
-# in evaluation, so any one will do. Re-running resumes unfinished runs and the table.
+# in evaluation, so any one will do. TABLE names the output (default table3). Re-running
+# resumes unfinished runs and the table.
 set -euo pipefail
 DATA=${DATA:-data/bandai-namco}
 LIFT=${LIFT:-runs/lift-cpu}
@@ -32,7 +33,9 @@ for name in "${names[@]}"; do
   echo "$name transformers: $((SECONDS - start)) s" >> "$OUT/wall.txt"
   free3d model assemble --mlrq "$LIFT/$name" --masked "$OUT/masked-$name" \
     --residual "$OUT/residual-$name" --length "$LENGTH" --out "$OUT/model-$name"
-  models+=(--model "${label[$name]:-$name} (table budget)=$OUT/model-$name")
+  # the lifting table's runs share its budget; any other run is named as it is
+  if [ -n "${label[$name]:-}" ]; then row="${label[$name]} (table budget)"; else row=$name; fi
+  models+=(--model "$row=$OUT/model-$name")
 done
 free3d eval ablations --data "$DATA" "${models[@]}" --repeats 10 --mm-texts 32 \
-  --out "$OUT/table3" --quiet
+  --out "$OUT/${TABLE:-table3}" --quiet
