@@ -208,12 +208,8 @@ class Free3D:
             raise ValueError(f"this tokeniser reads {dim}D: trajectory (T, {dim}) and limbs "
                              f"(T, {self.skeleton.num_joints - 1}, {dim}); got {trajectory.shape} "
                              f"and {limbs.shape}")
-        n = len(trajectory)
-        extra = (-n) % self.lifter.downsampling  # repeat the last frame up to a whole token
-        traj = torch.from_numpy(np.concatenate([trajectory, trajectory[-1:].repeat(extra, 0)]))
-        limb = torch.from_numpy(np.concatenate([limbs, limbs[-1:].repeat(extra, 0)]))
-        codes = self.lifter.quantizer(self.lifter.encode(traj[None], limb[None])).codes
-        raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:n]
+        codes = self.lifter.tokenize(torch.from_numpy(trajectory)[None], torch.from_numpy(limbs)[None])
+        raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:len(trajectory)]
         rot, t = upright_transform(raw, self.skeleton)
         return raw @ rot.T + t
 
@@ -309,20 +305,16 @@ class Free3D:
 
         (MoMask's 3D RVQ-VAE, the 3D-supervised baseline, reads the 3D clip itself.)
         """
-        down = self.lifter.downsampling
         n = len(joints)
-        extra = (-n) % down  # repeat the last frame up to a whole token
         if self.lifter.input_dim == 3:
-            padded = torch.from_numpy(np.concatenate([joints, joints[-1:].repeat(extra, 0)])).float()
-            traj, limbs = to_free3d(padded, self.skeleton)
-            codes = self.lifter.quantizer(self.lifter.encode(traj[None], limbs[None])).codes[0]
+            traj, limbs = to_free3d(torch.from_numpy(joints).float(), self.skeleton)
+            codes = self.lifter.tokenize(traj[None], limbs[None])[0]
             raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
             return codes, (np.eye(3), joints[0, 0] - raw[0, 0])
         camera = Camera(0.0, 0.0)
         view = project_clip(joints, camera, self.skeleton)
-        traj = torch.from_numpy(np.concatenate([view.trajectory, view.trajectory[-1:].repeat(extra, 0)]))
-        limbs = torch.from_numpy(np.concatenate([view.limbs, view.limbs[-1:].repeat(extra, 0)]))
-        codes = self.lifter.quantizer(self.lifter.encode(traj[None], limbs[None])).codes[0]
+        codes = self.lifter.tokenize(torch.from_numpy(view.trajectory)[None],
+                                     torch.from_numpy(view.limbs)[None])[0]
         rot = camera.rotation().T / view.camera.scale  # camera frame -> world (ground_truth.camera_to_world)
         raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
         return codes, (rot, joints[0, 0] - raw[0, 0] @ rot.T)

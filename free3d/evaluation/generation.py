@@ -101,18 +101,12 @@ def tokeniser_reconstructions(model, data: str | Path, ids: list[str]) -> list[n
     The ML-RQ reads the clip's stored single view (the 2D it was trained on); a 3D
     RVQ-VAE reads the 3D clip.
     """
-    from ..data.ground_truth import load_motion3d
-    from ..data.motion2d import load_clip2d
-    from ..representation import to_free3d
+    from ..training.generation import tokeniser_input
 
     out = []
     for cid in ids:
-        if model.lifter.input_dim == 2:
-            clip = load_clip2d(data, cid)
-            out.append(model.reconstruct(clip.trajectory, clip.limbs))
-        else:
-            traj, limbs = to_free3d(torch.from_numpy(load_motion3d(data, cid)).float(), model.skeleton)
-            out.append(model.reconstruct(traj.numpy(), limbs.numpy()))
+        traj, limbs = tokeniser_input(model.lifter, data, cid)
+        out.append(model.reconstruct(traj.numpy(), limbs.numpy()))
     return out
 
 

@@ -17,17 +17,12 @@ from tqdm import tqdm
 from ..data.ground_truth import camera_to_world, load_camera, load_motion3d, load_split3d
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
+from ..models.autoencoders import pad_frames
 from ..representation import from_free3d, to_free3d
 from ..skeleton import get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
 REFERENCES = ("zero-depth", "mean-pose")
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (1, T, ...) by repeating the last frame up to a multiple of the downsampling."""
-    extra = (-x.shape[1]) % multiple
-    return torch.cat([x, x[:, -1:].expand(1, extra, *x.shape[2:])], dim=1) if extra else x
 
 
 def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tensor:
@@ -54,13 +49,13 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
         j3 = torch.from_numpy(load_motion3d(data, clip_id)).float()[None]
         traj, limbs = to_free3d(j3, skeleton)
         n = traj.shape[1]
-        out = model(_pad(traj, model.downsampling), _pad(limbs, model.downsampling))
+        out = model(pad_frames(traj, model.downsampling), pad_frames(limbs, model.downsampling))
         return from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double().numpy()
     clip = load_clip2d(data, clip_id)
     traj = torch.from_numpy(clip.trajectory)[None]
     limbs = torch.from_numpy(clip.limbs)[None]
     n = traj.shape[1]
-    out = model(_pad(traj, model.downsampling), _pad(limbs, model.downsampling))
+    out = model(pad_frames(traj, model.downsampling), pad_frames(limbs, model.downsampling))
     cam_joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
     if keep_2d:
         cam_joints = keep_observed_2d(cam_joints, from_free3d(traj[0], limbs[0], skeleton).double())

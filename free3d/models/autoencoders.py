@@ -113,9 +113,23 @@ class MotionLifter(nn.Module):
         traj3, limbs3 = self.decode(q.quantized)
         return LiftOutput(traj3, limbs3, q.codes, q.commit_loss, latent, q.perplexity)
 
+    def tokenize(self, trajectory: Tensor, limbs: Tensor) -> Tensor:
+        """(B, T, ...) motion of any length -> (B, ceil(T/4), L) token ids.
+
+        The last frame is repeated up to a whole token; decoded motion is cut back to T.
+        """
+        trajectory, limbs = (pad_frames(x, self.downsampling) for x in (trajectory, limbs))
+        return self.quantizer(self.encode(trajectory, limbs)).codes
+
     def decode_codes(self, codes: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T/4, L) token ids -> 3D trajectory and limbs (generation's last step)."""
         return self.decode(self.quantizer.codes_to_latent(codes))
+
+
+def pad_frames(x: Tensor, multiple: int) -> Tensor:
+    """Repeat the last frame of (B, T, ...) until T is a multiple of ``multiple``."""
+    extra = (-x.shape[1]) % multiple
+    return torch.cat([x, x[:, -1:].expand(x.shape[0], extra, *x.shape[2:])], dim=1) if extra else x
 
 
 PRIOR_KINDS = ("vq", "vae", "ae")

@@ -107,6 +107,18 @@ class TokenData:
     num_frames: list[int]
 
 
+def tokeniser_input(lifter, data: str | Path, clip_id: str) -> tuple[Tensor, Tensor]:
+    """A clip as ``lifter`` reads it: trajectory (T, D) and limbs (T, K, D).
+
+    An ML-RQ reads the clip's stored single view (D = 2); only MoMask's 3D RVQ-VAE
+    (``rvq3d --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth.
+    """
+    if lifter.input_dim == 3:
+        return to_free3d(torch.from_numpy(load_motion3d(data, clip_id)).float(), lifter.skeleton)
+    clip = load_clip2d(data, clip_id)
+    return torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
+
+
 @torch.no_grad()
 def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int = 4,
                    progress: bool = True) -> TokenData:
@@ -119,12 +131,7 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     down = lifter.downsampling
     codes, captions, frames = [], [], []
     for cid in tqdm(clip_ids, desc="tokenising", unit="clip", disable=not progress):
-        if lifter.input_dim == 3:
-            joints = torch.from_numpy(load_motion3d(data, cid)).float()
-            traj_all, limbs_all = to_free3d(joints, lifter.skeleton)
-        else:
-            clip = load_clip2d(data, cid)
-            traj_all, limbs_all = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
+        traj_all, limbs_all = tokeniser_input(lifter, data, cid)
         num_frames = len(traj_all)
         per_offset = []
         for o in range(offsets):
