@@ -18,10 +18,10 @@ free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 5000 --
     --prior "$RUNS/prior"
 # the two transformers train side by side, one thread each (faster than one after the other)
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \
-    --iters 3000 --batch-size 32 --quiet &
+    --iters 3000 --batch-size 32 --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/residual" \
-    --iters 3000 --batch-size 32 --quiet &
-wait
+    --iters 3000 --batch-size 32 --quiet & residual=$!
+wait "$masked"; wait "$residual"  # a failed stage stops the script
 free3d train length --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/length" --iters 2000
 free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$RUNS/residual" \
     --length "$RUNS/length" --out "$OUT"
@@ -33,10 +33,10 @@ free3d train evaluator --data "$DATA" --out "$RUNS/evaluator"
 free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 \
     --finetune-iters 1000
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/masked3d" \
-    --iters 3000 --batch-size 32 --quiet &
+    --iters 3000 --batch-size 32 --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/residual3d" \
-    --iters 3000 --batch-size 32 --quiet &
-wait
+    --iters 3000 --batch-size 32 --quiet & residual=$!
+wait "$masked"; wait "$residual"  # a failed stage stops the script
 # lengths depend on the text only: the 2D-trained length estimator serves both
 free3d model assemble --mlrq "$RUNS/rvq3d" --masked "$RUNS/masked3d" --residual "$RUNS/residual3d" \
     --length "$RUNS/length" --out "$RUNS/model3d"
