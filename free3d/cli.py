@@ -81,13 +81,14 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "init_from")}
+        "lambda_bone", "lambda_rec", "lambda_ori", "lambda_feat", "rec_error", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
-    arch = {"width": args.width, "code_dim": args.code_dim}
+    arch = {"width": args.width, "code_dim": args.code_dim,
+            "codebook_size": args.codebook_size, "down": args.down}
     cfg = make_config(args.stage, args.data, preset=args.preset, arch=arch, **overrides)
     out = train(cfg, args.out, progress=not args.quiet)
     print(f"trained {cfg.stage} ({cfg.total_iters} steps) in {out}")
@@ -316,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--width", type=int, help="channels of the conv encoder/decoder "
                        "(default: the preset's)")
         q.add_argument("--code-dim", type=int, help="code size of the quantizer (default: the preset's)")
+        q.add_argument("--codebook-size", type=int,
+                       help="codes per codebook (default: the preset's)")
+        q.add_argument("--down", type=int, help="temporal downsampling layers, each halving "
+                       "the frame rate (default: the preset's 2, so 4x)")
         q.add_argument("--iters", type=int, help="pretraining steps")
         q.add_argument("--finetune-iters", type=int, help="fine-tuning steps at the lower lr")
         q.add_argument("--batch-size", type=int)
@@ -337,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--no-feat", action="store_true", help="ablation: without Lfeat")
             q.add_argument("--upright-views", action="store_true",
                            help="Lrec: stand the predicted clip up before the random turns")
+            for term, what in (("rec", "Lrec"), ("ori", "Lori"), ("feat", "Lfeat")):
+                q.add_argument(f"--lambda-{term}", type=float,
+                               help=f"weight of {what} in eq. 15 (default 1, as the paper)")
+            q.add_argument("--rec-error", choices=("mse", "relative"),
+                           help="Lrec's score of a view: mse (the paper, default) or relative: "
+                                "divided by the view's own spread, our variant, which is "
+                                "lowest at the true depth")
             q.add_argument("--lambda-bone", type=float,
                            help="weight of Lbone, our addition: limbs keep their length over "
                                 "time (default 0, as the paper)")
