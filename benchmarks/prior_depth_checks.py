@@ -9,16 +9,20 @@ view is lowest when the depth is right. This script takes real motion (the hidde
 no training path), scales its depth by a factor (1 = true, 0 = flattened onto the image,
 -1 = mirrored), turns it about the vertical like Lrec does, and scores the projection
 with the prior. For each factor it prints, against the true depth, how often the score
-is worse (higher) and the median relative change, for both scores Lrec can use:
+is worse (higher) and the median relative change, for two scores:
 
-- ``mse``: the paper's plain squared reconstruction error;
-- ``relative``: the same divided by the view's own spread over time (``--rec-error
-  relative``, our variant).
+- ``mse``: Lrec's score, the plain squared reconstruction error (``Prior2D.
+  reconstruction_error``);
+- ``relative``: the same divided by the window's own spread over time, for analysis.
+  A plain error is smaller for motion with less spread, so it favours a flattened body;
+  the relative one does not. It is not a training option: a lifter trained with it
+  (README, "Where the depth goes wrong") blew its depth up to metres, where the spread
+  grows faster than the error.
 
 A score that can give depth is worse in most windows at every factor other than 1.
 ``--lifter RUN`` also scales an ML-RQ's own output depth on training windows and prints
-its mean Lrec under both scores: where the score falls as the depth grows, Lrec pushes
-the lifter's depth up.
+its mean score: where the score falls as the depth grows, Lrec pushes the lifter's depth
+up; where it is flat, Lrec leaves the depth's size to the other terms.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from free3d.training.lifting import load_frozen_prior, load_run, load_training_c
 
 FACTORS = (2.0, 1.4, 0.6, 0.3, 0.0, -1.0)
 WINDOW = 40
+RELATIVE_FLOOR = 0.01  # keeps near-motionless windows from dividing by ~0
 
 
 def scaled_depth(traj: torch.Tensor, limbs: torch.Tensor, factor: float):
@@ -58,14 +63,12 @@ def real_windows(data: str, split: str, skeleton: Skeleton, max_clips: int):
 
 
 def per_window_scores(prior, traj2: torch.Tensor, limbs2: torch.Tensor) -> dict[str, torch.Tensor]:
-    # the per-clip form of Prior2D.reconstruction_error, for both scores
-    from free3d.models.autoencoders import RELATIVE_ERROR_FLOOR
-
+    """Prior2D.reconstruction_error per window, and the same relative to the window's spread."""
     x = prior.features(traj2, limbs2)
     recon, _ = prior.reconstruct(x)
     error = (recon - x).square().mean((1, 2))
     spread = (x - x.mean(1, keepdim=True)).square().mean((1, 2))
-    return {"mse": error, "relative": error / (spread + RELATIVE_ERROR_FLOOR)}
+    return {"mse": error, "relative": error / (spread + RELATIVE_FLOOR)}
 
 
 @torch.no_grad()

@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "lambda_rec", "lambda_ori", "lambda_feat", "rec_error", "init_from")}
+        "lambda_bone", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
@@ -345,10 +345,6 @@ def build_parser() -> argparse.ArgumentParser:
             for term, what in (("rec", "Lrec"), ("ori", "Lori"), ("feat", "Lfeat")):
                 q.add_argument(f"--lambda-{term}", type=float,
                                help=f"weight of {what} in eq. 15 (default 1, as the paper)")
-            q.add_argument("--rec-error", choices=("mse", "relative"),
-                           help="Lrec's score of a view: mse (the paper, default) or relative: "
-                                "divided by the view's own spread, our variant, which is "
-                                "lowest at the true depth")
             q.add_argument("--lambda-bone", type=float,
                            help="weight of Lbone, our addition: limbs keep their length over "
                                 "time (default 0, as the paper)")

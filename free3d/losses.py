@@ -120,22 +120,20 @@ def upright_rotation(limbs3: Tensor, skeleton: Skeleton) -> Tensor:
 
 
 def view_prior_loss(traj3: Tensor, limbs3: Tensor, prior, skeleton: Skeleton, *,
-                    max_tilt_deg: float = 10.0, upright: bool = False, relative: bool = False,
+                    max_tilt_deg: float = 10.0, upright: bool = False,
                     generator: torch.Generator | None = None) -> Tensor:
     """Lrec (eq. 11): the frozen 2D prior's reconstruction error of a random new view.
 
     The prior's parameters must be frozen (requires_grad False) and it in eval mode:
     the gradient flows through it to the prediction, never into it. ``upright`` first
     stands the clip up (:func:`upright_rotation`) so that the turns are about its vertical.
-    ``relative`` scores each view by its error relative to its own spread (our variant;
-    see ``Prior2D.reconstruction_error``).
     """
     rotation = random_view_rotations(traj3.shape[0], max_tilt_deg=max_tilt_deg, generator=generator,
                                      dtype=traj3.dtype, device=traj3.device)
     if upright:
         rotation = rotation @ upright_rotation(limbs3, skeleton)
     traj2, limbs2 = project_view(traj3, limbs3, rotation, skeleton)
-    return prior.reconstruction_error(traj2, limbs2, relative=relative)
+    return prior.reconstruction_error(traj2, limbs2)
 
 
 def feature_loss(encode, traj3: Tensor, limbs3: Tensor, traj2: Tensor, limbs2: Tensor) -> Tensor:

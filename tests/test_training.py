@@ -111,11 +111,21 @@ def test_single_sizes_of_a_preset_can_be_changed(procedural_dataset, tmp_path):
         make_config("prior", procedural_dataset, arch={"heigth": 3})
     out = tmp_path / "wide"
     assert main(["train", "rvq3d", "--data", str(procedural_dataset), "--out", str(out),
-                 "--width", "48", "--code-dim", "24", "--iters", "2", "--finetune-iters", "0",
-                 "--batch-size", "4", "--quiet"]) == 0
+                 "--width", "48", "--code-dim", "24", "--codebook-size", "32", "--down", "3",
+                 "--iters", "2", "--finetune-iters", "0", "--batch-size", "4", "--quiet"]) == 0
     model, cfg, _ = load_run(out)
-    assert (cfg.arch["width"], cfg.arch["code_dim"]) == (48, 24)
-    assert model.quantizer.dim == 24
+    assert (cfg.arch["width"], cfg.arch["code_dim"], cfg.arch["codebook_size"]) == (48, 24, 32)
+    assert model.quantizer.dim == 24 and model.downsampling == 8
+
+
+def test_loss_weights_reach_the_saved_config(procedural_dataset, prior_run, tmp_path):
+    out = tmp_path / "weights"
+    assert main(["train", "mlrq", "--data", str(procedural_dataset), "--out", str(out),
+                 "--prior", str(prior_run), "--lambda-rec", "0.3", "--lambda-ori", "2",
+                 "--lambda-feat", "0", "--iters", "2", "--finetune-iters", "0",
+                 "--batch-size", "4", "--quiet"]) == 0
+    _, cfg, _ = load_run(out)
+    assert (cfg.lambda_rec, cfg.lambda_ori, cfg.lambda_feat) == (0.3, 2.0, 0.0)
 
 
 def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_run, tmp_path):

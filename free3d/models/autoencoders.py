@@ -133,7 +133,6 @@ def pad_frames(x: Tensor, multiple: int) -> Tensor:
 
 
 PRIOR_KINDS = ("vq", "vae", "ae")
-RELATIVE_ERROR_FLOOR = 0.01  # in squared units of the standardised features
 
 
 class Prior2D(nn.Module):
@@ -181,21 +180,8 @@ class Prior2D(nn.Module):
             aux = self.kl_weight * 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(-1).mean()
         return _tc(self.decoder(_tc(z))), aux
 
-    def reconstruction_error(self, trajectory: Tensor, limbs: Tensor, *,
-                             relative: bool = False) -> Tensor:
-        """Mean squared reconstruction error of a 2D motion (Lrec's inner term, eq. 11).
-
-        ``relative`` divides each clip's error by its own variance over time (our variant,
-        not the paper's). A plain squared error is smaller for motion with less spread,
-        so it rewards a body flattened in depth: seen from the side, its limbs barely
-        move. Divided by the spread, the error is lowest at the true depth instead
-        (``benchmarks/prior_depth_checks.py`` measures both).
-        """
+    def reconstruction_error(self, trajectory: Tensor, limbs: Tensor) -> Tensor:
+        """Mean squared reconstruction error of a 2D motion (Lrec's inner term, eq. 11)."""
         x = self.features(trajectory, limbs)
         recon, _ = self.reconstruct(x)
-        if not relative:
-            return (recon - x).square().mean()
-        error = (recon - x).square().mean((1, 2))
-        spread = (x - x.mean(1, keepdim=True)).square().mean((1, 2))
-        # the floor keeps a motionless clip (spread near 0) from dominating the batch
-        return (error / (spread + RELATIVE_ERROR_FLOOR)).mean()
+        return (recon - x).square().mean()

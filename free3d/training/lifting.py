@@ -33,7 +33,6 @@ from ..skeleton import Skeleton, get_skeleton
 from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
 
 STAGES = ("prior", "mlrq", "rvq3d")
-REC_ERRORS = ("mse", "relative")
 
 
 @dataclass
@@ -58,7 +57,6 @@ class TrainConfig:
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
     upright_views: bool = False  # Lrec turns about the body's vertical, not the camera's
-    rec_error: str = "mse"  # Lrec's score: "mse" (the paper) or "relative" (ours; see Prior2D)
     # rvq3d
     input_dim: int = 3
     # optimisation
@@ -115,8 +113,6 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
     base.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig.from_dict(base)
-    if cfg.rec_error not in REC_ERRORS:
-        raise ValueError(f"unknown Lrec error {cfg.rec_error!r}; choose from {REC_ERRORS}")
     if cfg.stage == "mlrq" and not cfg.prior and (cfg.use_rec or cfg.feat_encoder == "separate"):
         raise ValueError("ML-RQ training needs --prior (a trained 2D prior run) for Lrec "
                          "or the separate Lfeat encoder")
@@ -262,8 +258,7 @@ class StageStep:
         if cfg.use_rec:
             terms["lrec"] = view_prior_loss(out.trajectory, out.limbs, self.prior, s,
                                             max_tilt_deg=cfg.max_tilt_deg,
-                                            upright=cfg.upright_views,
-                                            relative=cfg.rec_error == "relative")
+                                            upright=cfg.upright_views)
             total = total + cfg.lambda_rec * terms["lrec"]
         if cfg.use_ori:
             terms["lori"] = orientation_loss(out.limbs, s)
