@@ -118,6 +118,14 @@ def test_single_sizes_of_a_preset_can_be_changed(procedural_dataset, tmp_path):
     assert model.quantizer.dim == 24 and model.downsampling == 8
 
 
+def test_a_window_the_downsampling_cannot_divide_is_refused(procedural_dataset, tmp_path, capsys):
+    out = tmp_path / "odd"
+    assert main(["train", "prior", "--data", str(procedural_dataset), "--out", str(out),
+                 "--window", "42", "--iters", "1", "--finetune-iters", "0", "--quiet"]) == 2
+    assert "--window 42 must be a multiple of 4" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_loss_weights_reach_the_saved_config(procedural_dataset, prior_run, tmp_path):
     out = tmp_path / "weights"
     assert main(["train", "mlrq", "--data", str(procedural_dataset), "--out", str(out),

@@ -300,6 +300,10 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     arrays = load_training_clips(cfg, skeleton)
     model = build_model(cfg, skeleton)
     prior = load_frozen_prior(cfg.prior, skeleton) if cfg.stage == "mlrq" and cfg.prior else None
+    for name, net in (("this model", model), ("the 2D prior", prior)):
+        if net is not None and cfg.window % 2 ** net.arch.down:
+            raise ValueError(f"--window {cfg.window} must be a multiple of {2 ** net.arch.down}, "
+                             f"the temporal downsampling of {name}")
     if not resume and cfg.init_from:  # weights and normaliser of an earlier run
         init_model, init_cfg, _ = load_run(cfg.init_from)
         if (init_cfg.stage, init_cfg.arch, init_cfg.representation, init_cfg.input_dim) != (
