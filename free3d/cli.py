@@ -324,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--iters", type=int, help="pretraining steps")
         q.add_argument("--finetune-iters", type=int, help="fine-tuning steps at the lower lr")
         q.add_argument("--batch-size", type=int)
-        q.add_argument("--window", type=int, help="frames per training window (a multiple of 2^down, so of 4 "
-                       "by default)")
+        q.add_argument("--window", type=int,
+                       help="frames per training window (a multiple of 2^down: 4 by default)")
         q.add_argument("--lr", type=float)
         q.add_argument("--beta", type=float, help="commitment weight")
         q.add_argument("--seed", type=int)

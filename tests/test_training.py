@@ -107,6 +107,8 @@ def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):
 def test_single_sizes_of_a_preset_can_be_changed(procedural_dataset, tmp_path):
     cfg = make_config("mlrq", procedural_dataset, prior="p", arch={"width": 256, "code_dim": None})
     assert cfg.arch["width"] == 256 and cfg.arch["code_dim"] == 128 and cfg.arch["num_layers"] == 6
+    with pytest.raises(ValueError, match="sizes must be positive.*codebook_size=0"):
+        make_config("prior", procedural_dataset, arch={"codebook_size": 0})
     with pytest.raises(ValueError, match="unknown size.*heigth"):
         make_config("prior", procedural_dataset, arch={"heigth": 3})
     out = tmp_path / "wide"

@@ -107,6 +107,10 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
     if unknown:
         raise ValueError(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(sizes)}")
     sizes.update({k: v for k, v in (arch or {}).items() if v is not None})
+    small = [f"{k}={sizes[k]}" for k in ("width", "code_dim", "num_layers", "codebook_size", "depth")
+             if sizes[k] < 1] + ([f"down={sizes['down']}"] if sizes["down"] < 0 else [])
+    if small:
+        raise ValueError(f"sizes must be positive (down at least 0): {', '.join(small)}")
     base = {"stage": stage, "data": str(data), "preset": preset,
             "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
