@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
+        "lambda_bone", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lambda-bone", type=float,
                            help="weight of Lbone, our addition: limbs keep their length over "
                                 "time (default 0, as the paper)")
+            q.add_argument("--lambda-iso", type=float,
+                           help="weight of Liso, our addition: over a batch, each limb's depth "
+                                "varies as much as its image x, as for cameras at random "
+                                "azimuths (default 0, as the paper)")
             q.add_argument("--feat-encoder", choices=("shared", "separate"),
                            help="separate: Lfeat with the prior's encoder (table 4)")
         if stage == "rvq3d":

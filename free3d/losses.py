@@ -1,4 +1,4 @@
-"""Free3D's 3D-free objectives (paper eq. 10 to 15), and one of ours (Lbone).
+"""Free3D's 3D-free objectives (paper eq. 10 to 15), and two of ours (Lbone, Liso).
 
 Predicted 3D motion (trajectory (B,T,3), limbs (B,T,K,3)) is in the camera frame of its
 2D input, so the weak-perspective projection Phi is "drop z" (the 2D data is already
@@ -117,6 +117,26 @@ def upright_rotation(limbs3: Tensor, skeleton: Skeleton) -> Tensor:
     vx = vx - vx.transpose(1, 2)
     eye = torch.eye(3, dtype=u.dtype, device=u.device).expand_as(vx)
     return eye + vx + vx @ vx / (1 + c)[:, None, None]
+
+
+def depth_isotropy_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None,
+                        eps: float = 1e-6) -> Tensor:
+    """Liso (our addition, not in the paper): depth varies as much as image x, over a batch.
+
+    When the 2D clips are filmed from cameras at random azimuths around the subject (the
+    same assumption Lrec makes: every view is a natural one), a limb's depth, once the
+    clip is stood up (:func:`upright_rotation`), is spread like its horizontal image
+    coordinate: per limb, the batch's mean z^2 equals its mean x^2. L2D pins x, so this
+    sets the size of the depth, which Lrec's score leaves open
+    (``benchmarks/prior_depth_checks.py``). Squared log-ratio per limb, averaged over
+    limbs; it constrains the batch's statistics, never one clip's depth.
+    """
+    upright = rotate(limbs3, upright_rotation(limbs3, skeleton).unsqueeze(1))  # (B, T, K, 3)
+    w = (torch.ones_like(upright[..., 0, 0]) if mask is None else mask.to(upright.dtype))[..., None]
+    n = w.sum().clamp_min(1)
+    x2 = (upright[..., 0].square() * w).sum((0, 1)) / n  # (K,)
+    z2 = (upright[..., 2].square() * w).sum((0, 1)) / n
+    return (torch.log(z2 + eps) - torch.log(x2 + eps)).square().mean()
 
 
 def view_prior_loss(traj3: Tensor, limbs3: Tensor, prior, skeleton: Skeleton, *,

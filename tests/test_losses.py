@@ -2,6 +2,7 @@ import torch
 
 from free3d.losses import (
     bone_length_loss,
+    depth_isotropy_loss,
     feature_loss,
     loss_2d,
     orientation_loss,
@@ -9,7 +10,7 @@ from free3d.losses import (
     view_prior_loss,
 )
 from free3d.models.autoencoders import ConvVQConfig, MotionLifter, Prior2D
-from free3d.representation import rotate, rotation_y, to_free3d
+from free3d.representation import rotate, rotation_x, rotation_y, to_free3d
 from free3d.skeleton import get_skeleton
 
 S = get_skeleton("bandai21")
@@ -124,3 +125,21 @@ def test_bone_length_loss_zero_for_a_turning_rigid_body_positive_when_flattened(
     mask = torch.zeros(1, frames, dtype=torch.bool)
     mask[:, :2] = True
     assert bone_length_loss(flat, mask) < 0.1 * bone_length_loss(flat)
+
+
+def test_depth_isotropy_loss_zero_for_views_all_around_positive_when_flattened():
+    # one walking clip seen from 8 cameras evenly around it, each tilted by its elevation
+    azimuths = torch.arange(8) * (torch.pi / 4)
+    walk = walking_rest_pose(frames=6, batch=1)
+    walk[..., S.index("left_wrist"), 2] += 0.3  # something sticks out in depth
+    views = rotate(walk.expand(8, -1, -1, -1), rotation_y(azimuths)[:, None])
+    tilt = rotate(views, rotation_x(torch.tensor(0.2)))  # a camera looking down a little
+    _, limbs = to_free3d(tilt, S)
+    assert depth_isotropy_loss(limbs, S) < 1e-6  # stood up first: the tilt does not count
+    assert depth_isotropy_loss(limbs * 2.0, S) < 1e-6  # no preferred size
+    shallow = limbs * torch.tensor([1.0, 1.0, 0.4])
+    assert depth_isotropy_loss(shallow, S) > 0.5  # (log 0.16)^2 = 3.4 on limbs off the vertical
+    assert depth_isotropy_loss(limbs * torch.tensor([1.0, 1.0, 2.5]), S) > 0.5  # too deep
+    shallow.requires_grad_(True)
+    depth_isotropy_loss(shallow, S).backward()
+    assert shallow.grad[..., 2].abs().sum() > 0

@@ -71,7 +71,8 @@ def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path):
 @pytest.mark.parametrize("stage, extra", [
     ("rvq3d", ["--input-dim", "3"]),
     ("rvq3d", ["--input-dim", "2"]),
-    ("mlrq", ["--no-rec", "--no-feat", "--representation", "joints", "--lambda-bone", "10"]),
+    ("mlrq", ["--no-rec", "--no-feat", "--representation", "joints", "--lambda-bone", "10",
+              "--lambda-iso", "1"]),
 ])
 def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, extra):
     out = tmp_path / "run"
@@ -79,6 +80,7 @@ def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, e
                  "--iters", "4", "--finetune-iters", "2", "--batch-size", "8", "--quiet",
                  *extra]) == 0
     assert ("lbone" in read_log(out)[0]) == ("--lambda-bone" in extra)
+    assert ("liso" in read_log(out)[0]) == ("--lambda-iso" in extra)
     keep = ["--keep-2d"] if extra != ["--input-dim", "3"] else []
     assert main(["eval", "lift", "--data", str(procedural_dataset), "--model", str(out),
                  "--reference", "zero-depth", "--quiet", *keep]) == 0

@@ -25,7 +25,14 @@ from tqdm import tqdm
 from .. import __version__
 from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
-from ..losses import bone_length_loss, feature_loss, loss_2d, orientation_loss, view_prior_loss
+from ..losses import (
+    bone_length_loss,
+    depth_isotropy_loss,
+    feature_loss,
+    loss_2d,
+    orientation_loss,
+    view_prior_loss,
+)
 from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_preset
 from ..models.features import encode_motion
 from ..representation import to_free3d
@@ -54,6 +61,7 @@ class TrainConfig:
     lambda_ori: float = 1.0
     lambda_feat: float = 1.0
     lambda_bone: float = 0.0  # Lbone, our addition (losses.bone_length_loss); 0 = the paper
+    lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
     upright_views: bool = False  # Lrec turns about the body's vertical, not the camera's
@@ -275,6 +283,9 @@ class StageStep:
         if cfg.lambda_bone > 0:
             terms["lbone"] = bone_length_loss(out.limbs)
             total = total + cfg.lambda_bone * terms["lbone"]
+        if cfg.lambda_iso > 0:
+            terms["liso"] = depth_isotropy_loss(out.limbs, s)
+            total = total + cfg.lambda_iso * terms["liso"]
         logs = {"loss": total.item(), **{k: v.item() for k, v in terms.items()},
                 "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
         return total, logs
