@@ -20,6 +20,8 @@ is worse (higher) and the median relative change, for two scores:
   grows faster than the error.
 
 A score that can give depth is worse in most windows at every factor other than 1.
+It also prints how far real motion is from Liso's assumption (``--lambda-iso``): per
+limb, the ratio of mean squared depth to mean squared image x once clips are stood up.
 ``--lifter RUN`` also scales an ML-RQ's own output depth on training windows and prints
 its mean score: where the score falls as the depth grows, Lrec pushes the lifter's depth
 up; where it is flat, Lrec leaves the depth's size to the other terms.
@@ -34,7 +36,7 @@ import torch
 from free3d.data.ground_truth import load_camera, load_motion3d, world_to_camera
 from free3d.data.prepared import read_meta, read_split
 from free3d.losses import project_view, upright_rotation
-from free3d.representation import random_view_rotations, to_free3d
+from free3d.representation import random_view_rotations, rotate, to_free3d
 from free3d.skeleton import Skeleton, get_skeleton
 from free3d.training.lifting import load_frozen_prior, load_run, load_training_clips
 
@@ -94,6 +96,17 @@ def check_prior(data: str, split: str, prior_run: str, max_clips: int) -> None:
 
 
 @torch.no_grad()
+def check_isotropy(data: str, split: str, max_clips: int) -> None:
+    """Liso's assumption on real motion: stood up, each limb's depth spreads like its x."""
+    skeleton = get_skeleton(read_meta(data)["skeleton"])
+    _, limbs = real_windows(data, split, skeleton, max_clips)
+    upright = rotate(limbs, upright_rotation(limbs, skeleton).unsqueeze(1))
+    ratio = upright[..., 2].square().mean((0, 1)) / upright[..., 0].square().mean((0, 1))
+    print(f"real {split} motion, stood up: mean z^2 / mean x^2 per limb from {ratio.min():.2f} "
+          f"to {ratio.max():.2f} (Liso assumes 1)")
+
+
+@torch.no_grad()
 def check_lifter(lifter_run: str, prior_run: str) -> None:
     model, cfg, skeleton = load_run(lifter_run)
     prior = load_frozen_prior(prior_run, skeleton)
@@ -121,6 +134,7 @@ def main() -> None:
     p.add_argument("--lifter", action="append", default=[],
                    help="an ML-RQ run: also score its own output at scaled depths (first prior)")
     args = p.parse_args()
+    check_isotropy(args.data, args.split, args.clips)
     for prior_run in args.prior:
         check_prior(args.data, args.split, prior_run, args.clips)
     for lifter_run in args.lifter:
