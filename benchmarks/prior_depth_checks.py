@@ -56,7 +56,7 @@ def real_windows(data: str, split: str, skeleton: Skeleton, max_clips: int):
     trajs, limbs = [], []
     for cid in read_split(data, split)[:max_clips]:
         camera = load_camera(data, cid)
-        motion = world_to_camera(load_motion3d(data, cid), camera) / camera.scale
+        motion = world_to_camera(load_motion3d(data, cid), camera)  # already in the 2D's scale
         f = to_free3d(torch.from_numpy(motion).float(), skeleton)
         n = f.limbs.shape[0] // WINDOW
         trajs.append(f.trajectory[:n * WINDOW].reshape(n, WINDOW, 3))

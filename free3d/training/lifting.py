@@ -115,8 +115,8 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
     if unknown:
         raise ValueError(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(sizes)}")
     sizes.update({k: v for k, v in (arch or {}).items() if v is not None})
-    small = [f"{k}={sizes[k]}" for k in ("width", "code_dim", "num_layers", "codebook_size", "depth")
-             if sizes[k] < 1] + ([f"down={sizes['down']}"] if sizes["down"] < 0 else [])
+    smallest = {"width": 1, "code_dim": 1, "num_layers": 1, "codebook_size": 1, "depth": 1, "down": 0}
+    small = [f"{k}={sizes[k]}" for k, least in smallest.items() if sizes[k] < least]
     if small:
         raise ValueError(f"sizes must be positive (down at least 0): {', '.join(small)}")
     base = {"stage": stage, "data": str(data), "preset": preset,
