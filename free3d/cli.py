@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
+        "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     for flag in ("rec", "ori", "feat"):
@@ -160,11 +160,10 @@ def _eval_lift(args: argparse.Namespace) -> None:
 
     from .evaluation.lift import evaluate_lifting
 
-    rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet)
-            for m in args.model]
-    if args.keep_2d:
-        rows += [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
-                                  keep_2d=True) for m in args.model]
+    variants = [(k, f) for k in (False, True)[:1 + args.keep_2d]
+                for f in (False, True)[:1 + args.mirror_average]]
+    rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
+                             keep_2d=k, mirror_average=f) for k, f in variants for m in args.model]
     rows += [evaluate_lifting(args.data, reference=r, split=args.split, progress=not args.quiet)
              for r in args.reference]
     if not rows:
@@ -349,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lambda-bone", type=float,
                            help="weight of Lbone, our addition: limbs keep their length over "
                                 "time (default 0, as the paper)")
+            q.add_argument("--lambda-knee", type=float,
+                           help="weight of Lknee, our addition: knees bend only backwards "
+                                "(default 0, as the paper)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "
@@ -428,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="test", choices=("train", "val", "test"))
     q.add_argument("--keep-2d", action="store_true",
                    help="also score each model's depth on the observed 2D (rows 'observed 2D + its depth')")
+    q.add_argument("--mirror-average", action="store_true",
+                   help="also score each model averaged with its lift of the mirrored clip "
+                        "(rows '+ mirror average'; flip test-time augmentation)")
     q.add_argument("--json", help="also write the rows as JSON here")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_eval_lift)

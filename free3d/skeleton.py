@@ -113,6 +113,20 @@ class Skeleton:
         return np.linalg.norm(np.asarray(self.rest_offsets[1:], dtype=np.float64), axis=-1)
 
     @property
+    def mirror_indices(self) -> np.ndarray:
+        """(J,) each joint's left-right counterpart (itself on the midline).
+
+        Found from the rest pose mirrored in x (left = +X), so a skeleton whose rest pose
+        is not left-right symmetric has none and raises.
+        """
+        rest = self.rest_pose()
+        dist = np.linalg.norm((rest * [-1.0, 1.0, 1.0])[:, None] - rest[None], axis=-1)
+        idx = dist.argmin(1)
+        if dist.min(1).max() > 1e-6 or len(set(idx.tolist())) != self.num_joints:
+            raise ValueError(f"skeleton {self.name!r}: its rest pose is not left-right symmetric")
+        return idx
+
+    @property
     def torso_length(self) -> float:
         """Rest distance pelvis -> neck: the length 2D clips are normalised to."""
         rest = self.rest_pose()

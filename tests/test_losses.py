@@ -4,6 +4,7 @@ from free3d.losses import (
     bone_length_loss,
     depth_isotropy_loss,
     feature_loss,
+    knee_hinge_loss,
     loss_2d,
     orientation_loss,
     project_view,
@@ -49,6 +50,32 @@ def test_orientation_loss_zero_for_forward_feet_positive_for_backward_feet():
     # mirroring depth (the 2D ambiguity) makes the feet point backwards: Lori sees it
     mirrored = limbs * torch.tensor([1.0, 1.0, -1.0])
     assert orientation_loss(mirrored, S) > 0.05
+
+
+def test_knee_hinge_loss_zero_for_knees_bent_backwards_positive_when_bent_forwards():
+    def knees_moved(dz: float) -> torch.Tensor:  # knee forward (+Z) of the hip-ankle line by dz
+        joints = walking_rest_pose()
+        for side in ("left_knee", "right_knee"):
+            joints[..., S.index(side), 2] += dz
+        return joints
+
+    bent = knees_moved(0.1)
+    assert knee_hinge_loss(to_free3d(bent, S)[1], S) == 0
+    turned = rotate(bent, rotation_y(torch.tensor(2.0)))
+    assert knee_hinge_loss(to_free3d(turned, S)[1], S) == 0  # any heading
+    assert knee_hinge_loss(to_free3d(knees_moved(0.0), S)[1], S) == 0  # straight legs
+    _, hyper = to_free3d(knees_moved(-0.1), S)
+    assert knee_hinge_loss(hyper, S) > 0.05  # sine of the bend, about 0.2 per knee
+    # mirroring depth (the 2D ambiguity) bends the knees forwards: Lknee sees it
+    _, limbs = to_free3d(bent, S)
+    mirrored = (limbs * torch.tensor([1.0, 1.0, -1.0])).requires_grad_(True)
+    loss = knee_hinge_loss(mirrored, S)
+    assert loss > 0.05
+    loss.backward()
+    assert mirrored.grad[..., S.limb("left_knee"), 2].abs().sum() > 0
+    # masked-out frames do not count
+    mask = torch.zeros(mirrored.shape[:2], dtype=torch.bool)
+    assert knee_hinge_loss(hyper, S, mask) == 0
 
 
 def test_project_view_matches_the_data_normalisation():

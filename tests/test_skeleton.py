@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,23 @@ def test_bad_skeleton_definitions_are_refused():
     with pytest.raises(ValueError, match="missing roles"):
         Skeleton(name="x", joint_names=base.joint_names, parents=base.parents,
                  roles={"pelvis": "Hips"}, rest_offsets=base.rest_offsets)
+
+
+@pytest.mark.parametrize("name", sorted(SKELETONS))
+def test_mirror_indices_swap_left_and_right(name):
+    s = get_skeleton(name)
+    idx = s.mirror_indices
+    assert (idx[idx] == np.arange(s.num_joints)).all()  # an involution
+    for left in ("left_hip", "left_knee", "left_wrist", "left_shoulder", "left_toe"):
+        assert idx[s.index(left)] == s.index(left.replace("left", "right"))
+    for middle in ("pelvis", "neck", "head"):
+        assert idx[s.index(middle)] == s.index(middle)
+
+
+def test_mirror_indices_refused_for_an_asymmetric_skeleton():
+    s = get_skeleton("bandai21")
+    offsets = list(s.rest_offsets)
+    offsets[s.index("left_wrist")] = (0.3, 0.0, 0.0)  # a longer left hand
+    lopsided = dataclasses.replace(s, name="lopsided", rest_offsets=tuple(offsets))
+    with pytest.raises(ValueError, match="not left-right symmetric"):
+        _ = lopsided.mirror_indices

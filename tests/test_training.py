@@ -72,7 +72,7 @@ def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path):
     ("rvq3d", ["--input-dim", "3"]),
     ("rvq3d", ["--input-dim", "2"]),
     ("mlrq", ["--no-rec", "--no-feat", "--representation", "joints", "--lambda-bone", "10",
-              "--lambda-iso", "1"]),
+              "--lambda-iso", "1", "--lambda-knee", "1"]),
 ])
 def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, extra):
     out = tmp_path / "run"
@@ -81,12 +81,15 @@ def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, e
                  *extra]) == 0
     assert ("lbone" in read_log(out)[0]) == ("--lambda-bone" in extra)
     assert ("liso" in read_log(out)[0]) == ("--lambda-iso" in extra)
-    keep = ["--keep-2d"] if extra != ["--input-dim", "3"] else []
+    assert ("lknee" in read_log(out)[0]) == ("--lambda-knee" in extra)
+    keep = ["--keep-2d", "--mirror-average"] if extra != ["--input-dim", "3"] else []
     assert main(["eval", "lift", "--data", str(procedural_dataset), "--model", str(out),
                  "--reference", "zero-depth", "--quiet", *keep]) == 0
     text = capsys.readouterr().out
     assert "| reference:zero-depth |" in text and f"| {stage}:run |" in text
     assert (f"| {stage}:run (observed 2D + its depth) |" in text) == bool(keep)
+    assert (f"| {stage}:run + mirror average |" in text) == bool(keep)
+    assert (f"| {stage}:run (observed 2D + its depth) + mirror average |" in text) == bool(keep)
 
 
 def test_keep_observed_2d_reprojects_exactly_and_keeps_relative_depth():
@@ -97,6 +100,46 @@ def test_keep_observed_2d_reprojects_exactly_and_keeps_relative_depth():
     out = keep_observed_2d(lifted, joints2d)
     torch.testing.assert_close(out[..., :2], joints2d)  # the view is the measurement
     torch.testing.assert_close(out[..., 2] - out[..., :1, 2], lifted[..., 2] - lifted[..., :1, 2])
+
+
+class _DepthFromImage(torch.nn.Module):
+    """A stand-in lifter: x and y as observed, each limb's depth a function of its image x."""
+
+    downsampling = 4
+
+    def __init__(self, depth_of_x):
+        super().__init__()
+        self.depth_of_x = depth_of_x
+
+    def forward(self, traj, limbs):
+        from types import SimpleNamespace
+
+        pad = torch.nn.functional.pad
+        return SimpleNamespace(trajectory=pad(traj, (0, 1)),
+                               limbs=torch.cat([limbs, self.depth_of_x(limbs[..., :1])], dim=-1))
+
+
+def test_mirror_average_cancels_depth_that_flips_with_the_mirror():
+    from free3d.evaluation.lift import lift_clip, mirror_2d
+    from free3d.representation import from_free3d, to_free3d
+    from free3d.skeleton import get_skeleton
+
+    s = get_skeleton("bandai21")
+    joints = torch.randn(6, s.num_joints, 2)
+    traj, limbs = to_free3d(joints, s)
+    back = from_free3d(*mirror_2d(*mirror_2d(traj, limbs, s), s), s)
+    torch.testing.assert_close(back, joints)  # a mirror twice is the identity
+    once = from_free3d(*mirror_2d(traj, limbs, s), s)
+    torch.testing.assert_close(once[:, s.index("left_wrist"), 0], -joints[:, s.index("right_wrist"), 0])
+    # depth = image x: the mirrored clip's guess is the opposite one, so they cancel;
+    # depth = |image x| is mirror-symmetric and survives; x and y are untouched
+    flips = lift_clip(_DepthFromImage(lambda x: x), traj, limbs, s, mirror_average=True)
+    keeps = lift_clip(_DepthFromImage(torch.abs), traj, limbs, s, mirror_average=True)
+    plain = lift_clip(_DepthFromImage(torch.abs), traj, limbs, s)
+    torch.testing.assert_close(flips[..., :2], joints.double(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(flips[..., 2], torch.zeros_like(flips[..., 2]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(keeps, plain)
+    assert plain[..., 2].abs().max() > 0.1
 
 
 def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):

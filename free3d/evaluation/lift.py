@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from ..data.ground_truth import camera_to_world, load_camera, load_motion3d, load_split3d
@@ -19,7 +20,7 @@ from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
 from ..models.autoencoders import pad_frames
 from ..representation import from_free3d, to_free3d
-from ..skeleton import get_skeleton
+from ..skeleton import Skeleton, get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
 REFERENCES = ("zero-depth", "mean-pose")
@@ -37,13 +38,39 @@ def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tens
     return out
 
 
+def mirror_2d(trajectory: Tensor, limbs: Tensor, skeleton: Skeleton) -> tuple[Tensor, Tensor]:
+    """The same 2D clip seen in a mirror: image x negated, left and right swapped."""
+    joints = from_free3d(trajectory, limbs, skeleton)[..., skeleton.mirror_indices, :]
+    return to_free3d(joints * joints.new_tensor([-1.0, 1.0]), skeleton)
+
+
+@torch.no_grad()
+def lift_clip(model, trajectory: Tensor, limbs: Tensor, skeleton: Skeleton, *,
+              mirror_average: bool = False) -> Tensor:
+    """(T, J, 3) camera-frame joints lifted from one 2D clip, trajectory (T, 2), limbs (T, K, 2).
+
+    ``mirror_average``: also lift the clip's mirror image (:func:`mirror_2d`), mirror
+    that lift back and average the two, the flip test-time augmentation of 2D-to-3D
+    lifting (VideoPose3D). A mirrored body is a valid body, so both are fair guesses.
+    """
+    n = trajectory.shape[0]
+    out = model(pad_frames(trajectory[None], model.downsampling), pad_frames(limbs[None], model.downsampling))
+    joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
+    if not mirror_average:
+        return joints
+    flip_traj, flip_limbs = mirror_2d(trajectory, limbs, skeleton)
+    back = lift_clip(model, flip_traj, flip_limbs, skeleton)[:, skeleton.mirror_indices]
+    return (joints + back * back.new_tensor([-1.0, 1.0, 1.0])) / 2
+
+
 @torch.no_grad()
 def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
-                    keep_2d: bool = False) -> np.ndarray:
+                    keep_2d: bool = False, mirror_average: bool = False) -> np.ndarray:
     """(T, J, 3) world-frame joints from a trained MotionLifter for one clip.
 
     ``keep_2d``: take only depth from the model, x and y from the clip's 2D
     (:func:`keep_observed_2d`; ML-RQ and other 2D-input lifters only).
+    ``mirror_average``: average with the lift of the mirrored clip (:func:`lift_clip`).
     """
     if getattr(model, "input_dim", 2) == 3:  # MoMask's 3D RVQ-VAE: reconstruction, not lifting
         j3 = torch.from_numpy(load_motion3d(data, clip_id)).float()[None]
@@ -52,22 +79,21 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
         out = model(pad_frames(traj, model.downsampling), pad_frames(limbs, model.downsampling))
         return from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double().numpy()
     clip = load_clip2d(data, clip_id)
-    traj = torch.from_numpy(clip.trajectory)[None]
-    limbs = torch.from_numpy(clip.limbs)[None]
-    n = traj.shape[1]
-    out = model(pad_frames(traj, model.downsampling), pad_frames(limbs, model.downsampling))
-    cam_joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
+    traj, limbs = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
+    cam_joints = lift_clip(model, traj, limbs, skeleton, mirror_average=mirror_average)
     if keep_2d:
-        cam_joints = keep_observed_2d(cam_joints, from_free3d(traj[0], limbs[0], skeleton).double())
+        cam_joints = keep_observed_2d(cam_joints, from_free3d(traj, limbs, skeleton).double())
     return camera_to_world(cam_joints.numpy(), load_camera(data, clip_id))
 
 
 def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
                      reference: str | None = None, split: str = "test",
-                     progress: bool = True, keep_2d: bool = False) -> dict:
+                     progress: bool = True, keep_2d: bool = False,
+                     mirror_average: bool = False) -> dict:
     """Scores of a trained run (``model_path``) or a trivial ``reference`` on a split.
 
-    ``keep_2d``: score the model's depth on the observed 2D (see :func:`lift_with_model`).
+    ``keep_2d``: score the model's depth on the observed 2D; ``mirror_average``: average
+    each lift with that of the mirrored clip (see :func:`lift_with_model`).
     """
     if (model_path is None) == (reference is None):
         raise ValueError("give exactly one of a model run folder or a reference "
@@ -89,6 +115,10 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
             if getattr(model, "input_dim", 2) != 2:
                 raise ValueError(f"{model_path} reads 3D; --keep-2d needs a lifter from 2D")
             name += " (observed 2D + its depth)"
+        if mirror_average:
+            if getattr(model, "input_dim", 2) != 2:
+                raise ValueError(f"{model_path} reads 3D; --mirror-average needs a lifter from 2D")
+            name += " + mirror average"
     elif reference == "mean-pose":
         train3d = load_split3d(data, "train")
         mean_pose = torch.from_numpy(np.concatenate(
@@ -103,7 +133,8 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
     for cid in tqdm(ids, desc=f"lifting {split}", unit="clip", disable=not progress):
         target = torch.from_numpy(load_motion3d(data, cid)).double()
         if model is not None:
-            pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d))
+            pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d,
+                                                     mirror_average=mirror_average))
         elif reference == "mean-pose":
             pred = mean_pose_lift(mean_pose, target.shape[0]).double()
         else:

@@ -29,6 +29,7 @@ from ..losses import (
     bone_length_loss,
     depth_isotropy_loss,
     feature_loss,
+    knee_hinge_loss,
     loss_2d,
     orientation_loss,
     view_prior_loss,
@@ -61,6 +62,7 @@ class TrainConfig:
     lambda_ori: float = 1.0
     lambda_feat: float = 1.0
     lambda_bone: float = 0.0  # Lbone, our addition (losses.bone_length_loss); 0 = the paper
+    lambda_knee: float = 0.0  # Lknee, our addition (losses.knee_hinge_loss); 0 = the paper
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
@@ -283,6 +285,9 @@ class StageStep:
         if cfg.lambda_bone > 0:
             terms["lbone"] = bone_length_loss(out.limbs)
             total = total + cfg.lambda_bone * terms["lbone"]
+        if cfg.lambda_knee > 0:
+            terms["lknee"] = knee_hinge_loss(out.limbs, s)
+            total = total + cfg.lambda_knee * terms["lknee"]
         if cfg.lambda_iso > 0:
             terms["liso"] = depth_isotropy_loss(out.limbs, s)
             total = total + cfg.lambda_iso * terms["liso"]
