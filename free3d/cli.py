@@ -84,6 +84,8 @@ def _train(args: argparse.Namespace) -> None:
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
+    if getattr(args, "mirror_clips", False):
+        overrides["mirror_clips"] = True
     for flag in ("rec", "ori", "feat"):
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
@@ -332,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--init-from", help="start from the weights of this earlier run "
                        "(same stage and sizes) instead of at random")
         q.add_argument("--representation", choices=("limbs", "joints"))
+        q.add_argument("--mirror-clips", action="store_true",
+                       help="also train on every clip's mirror image (left and right swapped)")
         q.add_argument("--quiet", action="store_true")
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))

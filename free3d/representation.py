@@ -66,6 +66,19 @@ def from_free3d(trajectory: Tensor, limbs: Tensor, skeleton: Skeleton) -> Tensor
     return trajectory.unsqueeze(-2) + offsets
 
 
+def mirror_motion(trajectory: Tensor, limbs: Tensor, skeleton: Skeleton) -> Free3DMotion:
+    """The motion seen in a mirror: x negated, left and right swapped (2D or 3D).
+
+    A mirrored body is a valid body (of a mirrored actor), so this doubles what a 2D
+    lifter can learn from, and a lifter can be asked about both (flip test-time
+    augmentation). Limb k ends at joint k + 1; its mirror ends at that joint's mirror.
+    """
+    sign = torch.ones(limbs.shape[-1], dtype=limbs.dtype, device=limbs.device)
+    sign[0] = -1.0
+    order = torch.as_tensor(skeleton.mirror_indices[1:] - 1, device=limbs.device)
+    return Free3DMotion(trajectory * sign, limbs[..., order, :] * sign)
+
+
 # ---------------------------------------------------------------------------------------
 # rotations
 

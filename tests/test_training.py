@@ -2,6 +2,7 @@
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -70,7 +71,7 @@ def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path):
 
 @pytest.mark.parametrize("stage, extra", [
     ("rvq3d", ["--input-dim", "3"]),
-    ("rvq3d", ["--input-dim", "2"]),
+    ("rvq3d", ["--input-dim", "2", "--mirror-clips"]),
     ("mlrq", ["--no-rec", "--no-feat", "--representation", "joints", "--lambda-bone", "10",
               "--lambda-iso", "1", "--lambda-knee", "1"]),
 ])
@@ -120,16 +121,16 @@ class _DepthFromImage(torch.nn.Module):
 
 
 def test_mirror_average_cancels_depth_that_flips_with_the_mirror():
-    from free3d.evaluation.lift import lift_clip, mirror_2d
-    from free3d.representation import from_free3d, to_free3d
+    from free3d.evaluation.lift import lift_clip
+    from free3d.representation import from_free3d, mirror_motion, to_free3d
     from free3d.skeleton import get_skeleton
 
     s = get_skeleton("bandai21")
     joints = torch.randn(6, s.num_joints, 2)
     traj, limbs = to_free3d(joints, s)
-    back = from_free3d(*mirror_2d(*mirror_2d(traj, limbs, s), s), s)
+    back = from_free3d(*mirror_motion(*mirror_motion(traj, limbs, s), s), s)
     torch.testing.assert_close(back, joints)  # a mirror twice is the identity
-    once = from_free3d(*mirror_2d(traj, limbs, s), s)
+    once = from_free3d(*mirror_motion(traj, limbs, s), s)
     torch.testing.assert_close(once[:, s.index("left_wrist"), 0], -joints[:, s.index("right_wrist"), 0])
     # depth = image x: the mirrored clip's guess is the opposite one, so they cancel;
     # depth = |image x| is mirror-symmetric and survives; x and y are untouched
@@ -140,6 +141,29 @@ def test_mirror_average_cancels_depth_that_flips_with_the_mirror():
     torch.testing.assert_close(flips[..., 2], torch.zeros_like(flips[..., 2]), atol=1e-5, rtol=0)
     torch.testing.assert_close(keeps, plain)
     assert plain[..., 2].abs().max() > 0.1
+
+
+def test_mirror_clips_adds_each_clip_seen_in_a_mirror(procedural_dataset):
+    from free3d.representation import from_free3d
+    from free3d.skeleton import get_skeleton
+    from free3d.training.lifting import load_training_clips
+
+    s = get_skeleton("bandai21")
+    plain = load_training_clips(make_config("rvq3d", procedural_dataset, input_dim=2), s)
+    both = load_training_clips(make_config("rvq3d", procedural_dataset, input_dim=2,
+                                           mirror_clips=True), s)
+    n = len(plain.lengths)
+    assert (both.lengths == np.concatenate([plain.lengths, plain.lengths])).all()
+    half = int(plain.lengths.sum())
+    for d in ("2", "3"):
+        joints = from_free3d(torch.from_numpy(plain.arrays[f"traj{d}"]),
+                             torch.from_numpy(plain.arrays[f"limbs{d}"]), s)
+        mirrored = from_free3d(torch.from_numpy(both.arrays[f"traj{d}"][half:]),
+                               torch.from_numpy(both.arrays[f"limbs{d}"][half:]), s)
+        lw, rw = s.index("left_wrist"), s.index("right_wrist")
+        torch.testing.assert_close(mirrored[:, lw, 0], -joints[:, rw, 0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(mirrored[:, lw, 1:], joints[:, rw, 1:], atol=1e-5, rtol=0)
+    assert n > 0 and np.array_equal(both.arrays["conf"][half:], plain.arrays["conf"][:, s.mirror_indices])
 
 
 def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):

@@ -19,7 +19,7 @@ from ..data.ground_truth import camera_to_world, load_camera, load_motion3d, loa
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
 from ..models.autoencoders import pad_frames
-from ..representation import from_free3d, to_free3d
+from ..representation import from_free3d, mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
@@ -38,27 +38,21 @@ def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tens
     return out
 
 
-def mirror_2d(trajectory: Tensor, limbs: Tensor, skeleton: Skeleton) -> tuple[Tensor, Tensor]:
-    """The same 2D clip seen in a mirror: image x negated, left and right swapped."""
-    joints = from_free3d(trajectory, limbs, skeleton)[..., skeleton.mirror_indices, :]
-    return to_free3d(joints * joints.new_tensor([-1.0, 1.0]), skeleton)
-
-
 @torch.no_grad()
 def lift_clip(model, trajectory: Tensor, limbs: Tensor, skeleton: Skeleton, *,
               mirror_average: bool = False) -> Tensor:
     """(T, J, 3) camera-frame joints lifted from one 2D clip, trajectory (T, 2), limbs (T, K, 2).
 
-    ``mirror_average``: also lift the clip's mirror image (:func:`mirror_2d`), mirror
-    that lift back and average the two, the flip test-time augmentation of 2D-to-3D
-    lifting (VideoPose3D). A mirrored body is a valid body, so both are fair guesses.
+    ``mirror_average``: also lift the clip's mirror image (:func:`mirror_motion`),
+    mirror that lift back and average the two, the flip test-time augmentation of
+    2D-to-3D lifting (VideoPose3D). A mirrored body is a valid body, so both are fair guesses.
     """
     n = trajectory.shape[0]
     out = model(pad_frames(trajectory[None], model.downsampling), pad_frames(limbs[None], model.downsampling))
     joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
     if not mirror_average:
         return joints
-    flip_traj, flip_limbs = mirror_2d(trajectory, limbs, skeleton)
+    flip_traj, flip_limbs = mirror_motion(trajectory, limbs, skeleton)
     back = lift_clip(model, flip_traj, flip_limbs, skeleton)[:, skeleton.mirror_indices]
     return (joints + back * back.new_tensor([-1.0, 1.0, 1.0])) / 2
 

@@ -36,7 +36,7 @@ from ..losses import (
 )
 from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_preset
 from ..models.features import encode_motion
-from ..representation import to_free3d
+from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
 
@@ -67,6 +67,7 @@ class TrainConfig:
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
     upright_views: bool = False  # Lrec turns about the body's vertical, not the camera's
+    mirror_clips: bool = False  # also train on every clip's mirror image (our addition)
     # rvq3d
     input_dim: int = 3
     # optimisation
@@ -160,6 +161,16 @@ class ClipArrays:
         return {k: torch.from_numpy(v[idx]) for k, v in self.arrays.items()}
 
 
+def _mirrored(clip: dict[str, np.ndarray], skeleton: Skeleton) -> dict[str, np.ndarray]:
+    out = {"conf": clip["conf"][:, skeleton.mirror_indices]}
+    for d in ("2", "3"):
+        if f"traj{d}" in clip:
+            traj, limbs = mirror_motion(torch.from_numpy(clip[f"traj{d}"]),
+                                        torch.from_numpy(clip[f"limbs{d}"]), skeleton)
+            out[f"traj{d}"], out[f"limbs{d}"] = traj.numpy(), limbs.numpy()
+    return out
+
+
 def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
     """2D clips for prior/mlrq; 3D (world or camera frame) and 2D for rvq3d."""
     ds = Motion2DDataset(cfg.data, "train")
@@ -177,6 +188,8 @@ def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
             traj3, limbs3 = to_free3d(torch.from_numpy(j3), skeleton)
             clips.append({"traj2": c.trajectory, "limbs2": c.limbs, "conf": c.confidence,
                           "traj3": traj3.float().numpy(), "limbs3": limbs3.float().numpy()})
+    if cfg.mirror_clips:  # each clip once more, seen in a mirror (a valid body too)
+        clips += [_mirrored(c, skeleton) for c in clips]
     arrays = ClipArrays.stack(clips)
     if not (arrays.lengths >= cfg.window).any():
         raise ValueError(f"no training clip is at least {cfg.window} frames long")
