@@ -162,10 +162,11 @@ def _eval_lift(args: argparse.Namespace) -> None:
 
     from .evaluation.lift import evaluate_lifting
 
-    variants = [(k, f) for k in (False, True)[:1 + args.keep_2d]
-                for f in (False, True)[:1 + args.mirror_average]]
+    outputs = [(False, False)] + [(True, False)] * args.keep_2d + [(False, True)] * args.rigid_depth
+    variants = [(k, r, f) for k, r in outputs for f in (False, True)[:1 + args.mirror_average]]
     rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
-                             keep_2d=k, mirror_average=f) for k, f in variants for m in args.model]
+                             keep_2d=k, rigid=r, mirror_average=f)
+            for k, r, f in variants for m in args.model]
     rows += [evaluate_lifting(args.data, reference=r, split=args.split, progress=not args.quiet)
              for r in args.reference]
     if not rows:
@@ -434,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="test", choices=("train", "val", "test"))
     q.add_argument("--keep-2d", action="store_true",
                    help="also score each model's depth on the observed 2D (rows 'observed 2D + its depth')")
+    q.add_argument("--rigid-depth", action="store_true",
+                   help="also score the observed 2D with rigid-skeleton depth whose signs come "
+                        "from each model (rows 'observed 2D + rigid depth, its signs')")
     q.add_argument("--mirror-average", action="store_true",
                    help="also score each model averaged with its lift of the mirrored clip "
                         "(rows '+ mirror average'; flip test-time augmentation)")

@@ -20,6 +20,7 @@ from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
 from ..models.autoencoders import pad_frames
 from ..representation import from_free3d, mirror_motion, to_free3d
+from ..rigid_depth import rigid_depth
 from ..skeleton import Skeleton, get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
@@ -59,11 +60,14 @@ def lift_clip(model, trajectory: Tensor, limbs: Tensor, skeleton: Skeleton, *,
 
 @torch.no_grad()
 def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
-                    keep_2d: bool = False, mirror_average: bool = False) -> np.ndarray:
+                    keep_2d: bool = False, rigid: bool = False,
+                    mirror_average: bool = False) -> np.ndarray:
     """(T, J, 3) world-frame joints from a trained MotionLifter for one clip.
 
     ``keep_2d``: take only depth from the model, x and y from the clip's 2D
     (:func:`keep_observed_2d`; ML-RQ and other 2D-input lifters only).
+    ``rigid``: the clip's 2D with depth sized by its limb lengths and signed by the model
+    (:func:`free3d.rigid_depth.rigid_depth`; 2D-input lifters only).
     ``mirror_average``: average with the lift of the mirrored clip (:func:`lift_clip`).
     """
     if getattr(model, "input_dim", 2) == 3:  # MoMask's 3D RVQ-VAE: reconstruction, not lifting
@@ -75,20 +79,26 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
     clip = load_clip2d(data, clip_id)
     traj, limbs = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
     cam_joints = lift_clip(model, traj, limbs, skeleton, mirror_average=mirror_average)
-    if keep_2d:
+    if rigid:
+        limbs3 = rigid_depth(limbs.double(), to_free3d(cam_joints, skeleton).limbs, skeleton)
+        cam_joints = from_free3d(torch.nn.functional.pad(traj.double(), (0, 1)), limbs3, skeleton)
+    elif keep_2d:
         cam_joints = keep_observed_2d(cam_joints, from_free3d(traj, limbs, skeleton).double())
     return camera_to_world(cam_joints.numpy(), load_camera(data, clip_id))
 
 
 def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
                      reference: str | None = None, split: str = "test",
-                     progress: bool = True, keep_2d: bool = False,
+                     progress: bool = True, keep_2d: bool = False, rigid: bool = False,
                      mirror_average: bool = False) -> dict:
     """Scores of a trained run (``model_path``) or a trivial ``reference`` on a split.
 
-    ``keep_2d``: score the model's depth on the observed 2D; ``mirror_average``: average
-    each lift with that of the mirrored clip (see :func:`lift_with_model`).
+    ``keep_2d``: score the model's depth on the observed 2D; ``rigid``: the observed 2D
+    with rigid-skeleton depth signed by the model; ``mirror_average``: average each lift
+    with that of the mirrored clip (see :func:`lift_with_model`).
     """
+    if keep_2d and rigid:
+        raise ValueError("keep_2d and rigid are two ways to score the observed 2D; give one")
     if (model_path is None) == (reference is None):
         raise ValueError("give exactly one of a model run folder or a reference "
                          f"({', '.join(REFERENCES)})")
@@ -105,14 +115,12 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
         if cfg.stage == "prior":
             raise ValueError(f"{model_path} is a 2D prior; it does not lift to 3D")
         name = f"{cfg.stage}:{Path(model_path).name}"
-        if keep_2d:
-            if getattr(model, "input_dim", 2) != 2:
-                raise ValueError(f"{model_path} reads 3D; --keep-2d needs a lifter from 2D")
-            name += " (observed 2D + its depth)"
-        if mirror_average:
-            if getattr(model, "input_dim", 2) != 2:
-                raise ValueError(f"{model_path} reads 3D; --mirror-average needs a lifter from 2D")
-            name += " + mirror average"
+        for flag, on, label in (("--keep-2d", keep_2d, " (observed 2D + its depth)"),
+                                ("--rigid-depth", rigid, " (observed 2D + rigid depth, its signs)"),
+                                ("--mirror-average", mirror_average, " + mirror average")):
+            if on and getattr(model, "input_dim", 2) != 2:
+                raise ValueError(f"{model_path} reads 3D; {flag} needs a lifter from 2D")
+            name += label if on else ""
     elif reference == "mean-pose":
         train3d = load_split3d(data, "train")
         mean_pose = torch.from_numpy(np.concatenate(
@@ -128,7 +136,7 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
         target = torch.from_numpy(load_motion3d(data, cid)).double()
         if model is not None:
             pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d,
-                                                     mirror_average=mirror_average))
+                                                     rigid=rigid, mirror_average=mirror_average))
         elif reference == "mean-pose":
             pred = mean_pose_lift(mean_pose, target.shape[0]).double()
         else:
