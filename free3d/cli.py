@@ -431,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data", required=True, help="prepared dataset folder")
     q.add_argument("--model", action="append", default=[], help="run folder (repeatable)")
     q.add_argument("--reference", action="append", default=[],
-                   choices=("zero-depth", "mean-pose"), help="trivial reference (repeatable)")
+                   choices=("zero-depth", "mean-pose", "rigid-random-signs"),
+                   help="trivial reference (repeatable): zero-depth, the "
+                   "mean training pose, or --rigid-depth's rigid skeleton with random signs")
     q.add_argument("--split", default="test", choices=("train", "val", "test"))
     q.add_argument("--keep-2d", action="store_true",
                    help="also score each model's depth on the observed 2D (rows 'observed 2D + its depth')")

@@ -85,9 +85,11 @@ def test_cli_trains_and_evaluates(procedural_dataset, tmp_path, capsys, stage, e
     assert ("lknee" in read_log(out)[0]) == ("--lambda-knee" in extra)
     keep = ["--keep-2d", "--rigid-depth", "--mirror-average"] if extra != ["--input-dim", "3"] else []
     assert main(["eval", "lift", "--data", str(procedural_dataset), "--model", str(out),
-                 "--reference", "zero-depth", "--quiet", *keep]) == 0
+                 "--reference", "zero-depth", "--reference", "rigid-random-signs", "--quiet",
+                 *keep]) == 0
     text = capsys.readouterr().out
     assert "| reference:zero-depth |" in text and f"| {stage}:run |" in text
+    assert "| reference:rigid-random-signs |" in text
     assert (f"| {stage}:run (observed 2D + its depth) |" in text) == bool(keep)
     assert (f"| {stage}:run + mirror average |" in text) == bool(keep)
     assert (f"| {stage}:run (observed 2D + rigid depth, its signs) |" in text) == bool(keep)

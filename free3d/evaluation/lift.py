@@ -20,11 +20,11 @@ from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
 from ..models.autoencoders import pad_frames
 from ..representation import from_free3d, mirror_motion, to_free3d
-from ..rigid_depth import rigid_depth
+from ..rigid_depth import clip_limb_lengths, rigid_depth, rigid_lift
 from ..skeleton import Skeleton, get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
-REFERENCES = ("zero-depth", "mean-pose")
+REFERENCES = ("zero-depth", "mean-pose", "rigid-random-signs")
 
 
 def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,7 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
     ``keep_2d``: take only depth from the model, x and y from the clip's 2D
     (:func:`keep_observed_2d`; ML-RQ and other 2D-input lifters only).
     ``rigid``: the clip's 2D with depth sized by its limb lengths and signed by the model
-    (:func:`free3d.rigid_depth.rigid_depth`; 2D-input lifters only).
+    (:func:`free3d.rigid_depth.rigid_lift`; 2D-input lifters only).
     ``mirror_average``: average with the lift of the mirrored clip (:func:`lift_clip`).
     """
     if getattr(model, "input_dim", 2) == 3:  # MoMask's 3D RVQ-VAE: reconstruction, not lifting
@@ -80,7 +80,7 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
     traj, limbs = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
     cam_joints = lift_clip(model, traj, limbs, skeleton, mirror_average=mirror_average)
     if rigid:
-        limbs3 = rigid_depth(limbs.double(), to_free3d(cam_joints, skeleton).limbs, skeleton)
+        limbs3 = rigid_lift(limbs.double(), to_free3d(cam_joints, skeleton).limbs, skeleton)
         cam_joints = from_free3d(torch.nn.functional.pad(traj.double(), (0, 1)), limbs3, skeleton)
     elif keep_2d:
         cam_joints = keep_observed_2d(cam_joints, from_free3d(traj, limbs, skeleton).double())
@@ -126,8 +126,9 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
         mean_pose = torch.from_numpy(np.concatenate(
             [j - j[:, :1] for j in train3d.values()]).mean(0))
         name = "reference:mean-pose"
-    elif reference == "zero-depth":
-        name = "reference:zero-depth"
+    elif reference in ("zero-depth", "rigid-random-signs"):
+        name = f"reference:{reference}"
+        coin = torch.Generator().manual_seed(0)
     else:
         raise ValueError(f"unknown reference {reference!r}; choose from {', '.join(REFERENCES)}")
 
@@ -141,9 +142,14 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
             pred = mean_pose_lift(mean_pose, target.shape[0]).double()
         else:
             clip = load_clip2d(data, cid)
-            j2 = from_free3d(torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs), skeleton)
-            cam = zero_depth_lift(j2.double()).numpy()
-            pred = torch.from_numpy(camera_to_world(cam, load_camera(data, cid)))
+            traj, limbs = torch.from_numpy(clip.trajectory).double(), torch.from_numpy(clip.limbs).double()
+            if reference == "rigid-random-signs":  # what --rigid-depth gives without a lifter
+                signs = torch.randint(0, 2, limbs.shape[:2], generator=coin).double() * 2 - 1
+                limbs = rigid_depth(limbs, signs, clip_limb_lengths(limbs, skeleton))
+                cam = from_free3d(torch.nn.functional.pad(traj, (0, 1)), limbs, skeleton)
+            else:
+                cam = zero_depth_lift(from_free3d(traj, limbs, skeleton))
+            pred = torch.from_numpy(camera_to_world(cam.numpy(), load_camera(data, cid)))
         per_frame_mpjpe.append(mpjpe(pred, target, reduction="none"))
         per_frame_pa.append(pa_mpjpe(pred, target, reduction="none"))
     frame_mpjpe, frame_pa = torch.cat(per_frame_mpjpe), torch.cat(per_frame_pa)
