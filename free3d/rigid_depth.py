@@ -9,10 +9,12 @@ signs right far more often than the size (``benchmarks/lift_depth_checks.py``). 
 keep the observed 2D, take each limb's sign from the lifter and its size from the
 clip's limb lengths.
 
-The lengths come from the clip itself, 3D-free: per limb, the longer of its longest
-image over the clip (a limb that turns through the image plane shows its full length)
-and the lifter's median 3D length; a left limb and its right twin share the longer of
-the two. Nothing here reads 3D data or a skeleton template.
+The lengths come from the clip's 2D alone: per limb, its longest image over the clip (a
+limb that turns through the image plane shows its full length; never more, without
+keypoint noise), and a left limb and its right twin share the longer of the two. The
+lifter's own lengths are not used: they carry its bias in depth (ML-RQ's are too short,
+the 3D-supervised lifter's too long), and on the validation split the 2D lengths did
+better for both. Nothing here reads 3D data or a skeleton template.
 """
 
 from __future__ import annotations
@@ -23,19 +25,12 @@ from torch import Tensor
 from .skeleton import Skeleton
 
 
-def clip_limb_lengths(limbs2d: Tensor, skeleton: Skeleton, lifted_limbs: Tensor | None = None
-                      ) -> Tensor:
-    """(K,) limb lengths of one clip from its 2D limbs (T, K, 2) and, if given, a lift of
-    it (T, K, 3): per limb the longer of its longest image and the lift's median length,
-    then the longer of each left-right pair."""
+def clip_limb_lengths(limbs2d: Tensor, skeleton: Skeleton) -> Tensor:
+    """(K,) limb lengths of one clip from its 2D limbs (T, K, 2): each limb's longest image
+    over the clip, then the longer of each left-right pair."""
     if limbs2d.ndim != 3 or limbs2d.shape[-1] != 2:
         raise ValueError(f"expected the 2D limbs (T, K, 2) of one clip, got {tuple(limbs2d.shape)}")
     length = limbs2d.norm(dim=-1).amax(0)
-    if lifted_limbs is not None:
-        if lifted_limbs.shape[:-1] != limbs2d.shape[:-1]:
-            raise ValueError(f"the lift {tuple(lifted_limbs.shape)} does not match the 2D limbs "
-                             f"{tuple(limbs2d.shape)}")
-        length = torch.maximum(length, lifted_limbs.norm(dim=-1).median(0).values.to(length.dtype))
     twin = torch.as_tensor(skeleton.mirror_indices[1:] - 1, device=length.device)
     return torch.maximum(length, length[twin])
 
@@ -48,7 +43,9 @@ def rigid_depth(limbs2d: Tensor, signs: Tensor, lengths: Tensor) -> Tensor:
 
 
 def rigid_lift(limbs2d: Tensor, lifted_limbs: Tensor, skeleton: Skeleton) -> Tensor:
-    """(T, K, 3) limbs: the observed 2D, depth sized by :func:`clip_limb_lengths` and signed
-    by the lift (T, K, 3)."""
-    lengths = clip_limb_lengths(limbs2d, skeleton, lifted_limbs)
-    return rigid_depth(limbs2d, lifted_limbs[..., 2], lengths)
+    """(T, K, 3) limbs: the observed 2D (T, K, 2), depth sized by :func:`clip_limb_lengths`
+    and signed by a lift of it (T, K, 3)."""
+    if lifted_limbs.shape[:-1] != limbs2d.shape[:-1]:
+        raise ValueError(f"the lift {tuple(lifted_limbs.shape)} does not match the 2D limbs "
+                         f"{tuple(limbs2d.shape)}")
+    return rigid_depth(limbs2d, lifted_limbs[..., 2], clip_limb_lengths(limbs2d, skeleton))
