@@ -30,10 +30,20 @@ t vae-prior mlrq --prior "$RUNS/prior-vae"
 t prior-ae prior --prior-kind ae
 t ae-prior mlrq --prior "$RUNS/prior-ae"
 t upright mlrq --prior "$RUNS/prior-vq" --upright-views
+t knee-10 mlrq --prior "$RUNS/prior-vq" --lambda-knee 10  # Lknee, our addition
 models=()
 for r in rvq3d-lift rvq3d-recon free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints \
-  upright; do
+  upright knee-10; do
   models+=(--model "$RUNS/$r")
 done
 free3d eval lift --data "$DATA" --reference zero-depth --reference mean-pose "${models[@]}" \
   --json "$RUNS/lift_table.json" --quiet | tee "$RUNS/lift_table.md"
+# the 2D-input lifters again: averaged with their mirrored lift, and on the observed 2D
+# (their own depth, and rigid depth from their signs)
+lifters=()
+for r in rvq3d-lift free3d no-rec no-ori no-feat vae-prior ae-prior unshared joints upright knee-10; do
+  lifters+=(--model "$RUNS/$r")
+done
+free3d eval lift --data "$DATA" --reference rigid-random-signs "${lifters[@]}" --keep-2d \
+  --rigid-depth --mirror-average --json "$RUNS/lift_table_observed_2d.json" --quiet \
+  | tee "$RUNS/lift_table_observed_2d.md"
