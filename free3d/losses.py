@@ -62,16 +62,10 @@ def orientation_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = N
     return _masked_mean(torch.relu(-(feet * v_ori.unsqueeze(-2)).sum(-1)), mask)
 
 
-def knee_hinge_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
-    """Lknee (our addition, not in the paper): knees bend only one way.
-
-    A knee is a hinge about the pelvis' left-right axis: the shin swings behind the
-    thigh, never in front of it. With unit thigh t (hip -> knee) and shin s (knee ->
-    ankle) and the lateral axis l (right hip -> left hip), c = (t x s) . l is the sine of
-    the bend, signed; it is >= 0 for every frame of the Bandai-Namco clips (0.1 % of
-    training frames below 0). Loss: max(0, -c), both knees, averaged over frames. Like
-    Lori it is 3D-free and sees depth mirroring: a knee flipped in depth bends forwards.
-    """
+def knee_bend(limbs3: Tensor, skeleton: Skeleton) -> Tensor:
+    """(..., 2) signed sine of the left and right knee's bend: c = (t x s) . l, with unit
+    thigh t (hip -> knee), shin s (knee -> ankle) and lateral axis l (right hip -> left
+    hip). Positive when the shin swings behind the thigh, as a human knee bends."""
     lateral = limbs3[..., skeleton.limb("left_hip"), :] - limbs3[..., skeleton.limb("right_hip"), :]
     lateral = lateral / lateral.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     bends = []
@@ -81,7 +75,19 @@ def knee_hinge_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = No
         axis = torch.linalg.cross(thigh / thigh.norm(dim=-1, keepdim=True).clamp_min(1e-6),
                                   shin / shin.norm(dim=-1, keepdim=True).clamp_min(1e-6), dim=-1)
         bends.append((axis * lateral).sum(-1))
-    return _masked_mean(torch.relu(-torch.stack(bends, dim=-1)), mask)
+    return torch.stack(bends, dim=-1)
+
+
+def knee_hinge_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
+    """Lknee (our addition, not in the paper): knees bend only one way.
+
+    A knee is a hinge about the pelvis' left-right axis: the shin swings behind the
+    thigh, never in front of it, so :func:`knee_bend` is >= 0 (true of every frame of
+    the Bandai-Namco test clips; ``benchmarks/lift_depth_checks.py --per-limb`` counts).
+    Loss: max(0, -bend), both knees, averaged over frames. Like Lori it is 3D-free and
+    sees depth mirroring: a knee flipped in depth bends forwards.
+    """
+    return _masked_mean(torch.relu(-knee_bend(limbs3, skeleton)), mask)
 
 
 def bone_length_loss(limbs3: Tensor, mask: Tensor | None = None) -> Tensor:
