@@ -13,8 +13,7 @@ The lengths come from the clip's 2D alone: per limb, its longest image over the 
 limb that turns through the image plane shows its full length; never more, without
 keypoint noise), and a left limb and its right twin share the longer of the two. The
 lifter's own lengths are not used: they carry its bias in depth (ML-RQ's are too short,
-the 3D-supervised lifter's too long), and on the validation split the 2D lengths did
-better for both. Nothing here reads 3D data or a skeleton template.
+the 3D-supervised lifter's too long). Nothing here reads 3D data or a skeleton template.
 """
 
 from __future__ import annotations
