@@ -73,9 +73,11 @@ def test_knee_hinge_loss_zero_for_knees_bent_backwards_positive_when_bent_forwar
     assert loss > 0.05
     loss.backward()
     assert mirrored.grad[..., S.limb("left_knee"), 2].abs().sum() > 0
-    # masked-out frames do not count
-    mask = torch.zeros(mirrored.shape[:2], dtype=torch.bool)
-    assert knee_hinge_loss(hyper, S, mask) == 0
+    # masked-out frames do not count: bent frames kept, hyperextended ones masked out
+    both = torch.cat([to_free3d(bent, S)[1], hyper], dim=1)
+    mask = torch.arange(both.shape[1]) < bent.shape[1]
+    assert knee_hinge_loss(both, S) > 0.02
+    assert knee_hinge_loss(both, S, mask.expand(both.shape[:2])) == 0
 
 
 def test_project_view_matches_the_data_normalisation():
