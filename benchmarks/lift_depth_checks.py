@@ -33,6 +33,7 @@ from free3d.evaluation.lift import lift_with_model
 from free3d.evaluation.lifting import mpjpe, pa_mpjpe
 from free3d.losses import knee_bend
 from free3d.representation import from_free3d, to_free3d
+from free3d.rigid_depth import rigid_depth
 from free3d.skeleton import get_skeleton
 from free3d.training.lifting import load_run
 
@@ -55,14 +56,14 @@ def check(data: str, run: str, per_limb: bool = False) -> str:
         # oracle: observed 2D limbs, true lengths, the model's depth signs
         clip = load_clip2d(data, cid)
         limbs2 = torch.from_numpy(clip.limbs).double()
-        length = to_free3d(torch.from_numpy(true_cam), skeleton).limbs.norm(dim=-1)
+        true_limbs = to_free3d(torch.from_numpy(true_cam), skeleton).limbs
         lifted_limbs = to_free3d(torch.from_numpy(lifted), skeleton).limbs
         limb_pred.append(lifted_limbs)
-        limb_true.append(to_free3d(torch.from_numpy(true_cam), skeleton).limbs)
-        sign = torch.sign(lifted_limbs[..., 2])
-        depth = sign * (length.square() - limbs2.square().sum(-1)).clamp_min(0).sqrt()
+        limb_true.append(true_limbs)
+        # --rigid-depth's step with each frame's true lengths instead of the 2D's
+        oracle = rigid_depth(limbs2, lifted_limbs[..., 2], true_limbs.norm(dim=-1))
         root = torch.nn.functional.pad(torch.from_numpy(clip.trajectory).double(), (0, 1))
-        joints = from_free3d(root, torch.cat([limbs2, depth[..., None]], dim=-1), skeleton)
+        joints = from_free3d(root, oracle, skeleton)
         world = torch.from_numpy(camera_to_world(joints.numpy(), camera))
         errors.append(mpjpe(world, torch.from_numpy(truth), reduction="none"))
         pa_errors.append(pa_mpjpe(world, torch.from_numpy(truth), reduction="none"))

@@ -35,8 +35,9 @@ def clip_limb_lengths(limbs2d: Tensor, skeleton: Skeleton) -> Tensor:
 
 
 def rigid_depth(limbs2d: Tensor, signs: Tensor, lengths: Tensor) -> Tensor:
-    """(T, K, 3) limbs: the 2D limbs (T, K, 2) with depth sqrt(L^2 - |l|^2) of (K,) lengths,
-    signed by (T, K) signs. A limb whose image is longer than its length gets depth 0."""
+    """(T, K, 3) limbs: the 2D limbs (T, K, 2) with depth sqrt(L^2 - |l|^2) of (K,) (or
+    per-frame (T, K)) lengths, signed by (T, K) signs. A limb whose image is longer than
+    its length gets depth 0."""
     size = (lengths.square() - limbs2d.square().sum(-1)).clamp_min(0).sqrt()
     return torch.cat([limbs2d, (torch.sign(signs).to(size.dtype) * size)[..., None]], dim=-1)
 
