@@ -81,9 +81,12 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from")}
+        "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
+        "lambda_cycle", "lambda_floor")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
+    if getattr(args, "no_upright_views", False):
+        overrides["upright_views"] = False
     if getattr(args, "mirror_clips", False):
         overrides["mirror_clips"] = True
     for flag in ("rec", "ori", "feat"):
@@ -91,8 +94,9 @@ def _train(args: argparse.Namespace) -> None:
             overrides[f"use_{flag}"] = False
     arch = {"width": args.width, "code_dim": args.code_dim,
             "codebook_size": args.codebook_size, "down": args.down}
-    cfg = make_config(args.stage, args.data, preset=args.preset, arch=arch, **overrides)
-    out = train(cfg, args.out, progress=not args.quiet)
+    cfg = make_config(args.stage, args.data, preset=args.preset, arch=arch,
+                      recipe=getattr(args, "recipe", "free3d"), **overrides)
+    out = train(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.total_iters} steps) in {out}")
 
 
@@ -171,11 +175,81 @@ def _eval_lift(args: argparse.Namespace) -> None:
              for r in args.reference]
     if not rows:
         raise ValueError("nothing to evaluate: give --model RUN and/or --reference NAME")
-    print("| model | clips | MPJPE (mm) | PA-MPJPE (mm) |\n|---|---|---|---|")
+    print("| model | clips | MPJPE (mm) | PA-MPJPE (mm) | depth corr | depth slope | mirrored "
+          "clips | root path (mm) | root drift (mm) |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['clips']} | {r['mpjpe_mm']:.1f} | {r['pa_mpjpe_mm']:.1f} |")
+        print(f"| {r['model']} | {r['clips']} | {r['mpjpe_mm']:.1f} | {r['pa_mpjpe_mm']:.1f} | "
+              f"{r['depth_corr']:.2f} | {r['depth_slope']:.2f} | {r['mirrored_clips']} | "
+              f"{r['root_path_mm']:.0f} | {r['root_drift_mm']:.0f} |")
+    print(f"(the true clips' root drift: {rows[0]['true_root_drift_mm']:.0f} mm)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def labelled(specs: list[str], option: str) -> dict[str, str]:
+    """{label: path} from repeated LABEL=DIR options."""
+    out = {}
+    for spec in specs:
+        label, sep, path = spec.rpartition("=")
+        if not sep or not label:
+            raise ValueError(f"{option} takes LABEL=DIR, got {spec!r}")
+        out[label] = path
+    return out
+
+
+def _eval_physics(args: argparse.Namespace) -> None:
+    import json
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from .api import Free3D
+    from .data.canonical import FPS
+    from .data.ground_truth import load_motion3d
+    from .data.motion2d import load_clip2d
+    from .data.prepared import read_captions, read_meta, read_records
+    from .evaluation.physics import TABLE_HEADER, clip_physics, format_rows, summarize
+    from .skeleton import get_skeleton
+
+    models = labelled(args.model, "--model")
+    recon = labelled(args.reconstruction, "--reconstruction")
+    if not (args.real or models or recon):
+        raise ValueError("nothing to evaluate: give --real, --model LABEL=DIR and/or "
+                         "--reconstruction LABEL=DIR")
+    if args.max_clips is not None and args.max_clips < 1:
+        raise ValueError(f"--max-clips must be at least 1, got {args.max_clips}")
+    skeleton = get_skeleton(read_meta(args.data)["skeleton"])
+    records = [r for r in read_records(args.data) if r.split == args.split]
+    if args.max_clips is not None and args.max_clips < len(records):  # an even, fixed subset
+        records = [records[i] for i in np.linspace(0, len(records) - 1, args.max_clips).round().astype(int)]
+    groups = [r.labels.get("content", "all") for r in records]
+    sources: list[tuple[str, list[np.ndarray]]] = []
+    if args.real:
+        sources.append(("real", [load_motion3d(args.data, r.id) for r in records]))
+    for label, path in models.items():
+        model = Free3D.from_pretrained(path, precision=args.precision)
+        captions = [read_captions(args.data, r.id)[0] for r in records]
+        motions = []
+        for i in tqdm(range(0, len(records), 32), desc=f"generating ({label})", disable=args.quiet):
+            got = model.generate(captions[i:i + 32], [r.frames / FPS for r in records[i:i + 32]],
+                                 seed=args.seed + i)
+            motions += [m.joints for m in got]
+        sources.append((label, motions))
+    for label, path in recon.items():
+        model = Free3D.from_pretrained(path)
+        motions = []
+        for r in tqdm(records, desc=f"lifting ({label})", disable=args.quiet):
+            clip = load_clip2d(args.data, r.id)
+            motions.append(model.reconstruct(clip.trajectory, clip.limbs))
+        sources.append((label, motions))
+    lines, results = [TABLE_HEADER], {}
+    for label, motions in sources:
+        summary = summarize([clip_physics(m, skeleton) for m in motions], groups)
+        results[label] = summary
+        lines += format_rows(label, summary)
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def _eval_generation(args: argparse.Namespace) -> None:
@@ -190,15 +264,6 @@ def _eval_generation(args: argparse.Namespace) -> None:
         evaluate_generation,
         format_table,
     )
-
-    def labelled(specs: list[str], option: str) -> dict[str, str]:
-        out = {}
-        for spec in specs:
-            label, sep, path = spec.rpartition("=")
-            if not sep or not label:
-                raise ValueError(f"{option} takes LABEL=DIR, got {spec!r}")
-            out[label] = path
-        return out
 
     models = labelled(args.model, "--model")
     recon = labelled(args.reconstruction, "--reconstruction")
@@ -338,10 +403,25 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--mirror-clips", action="store_true",
                        help="also train on every clip's mirror image (left and right swapped)")
         q.add_argument("--quiet", action="store_true")
+        q.add_argument("--device", default="auto",
+                       help="auto (CUDA when present), cpu, cuda or cuda:N; weights are saved "
+                            "device-free")
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))
         if stage == "mlrq":
             q.add_argument("--prior", help="run folder of the trained 2D prior")
+            q.add_argument("--recipe", choices=("free3d", "paper"), default="free3d",
+                           help="free3d (default): the paper's terms plus Lcycle, upright "
+                                "views, Lknee 10 and Lbone 10; paper: eq. 15 as published. "
+                                "Single flags below override it")
+            q.add_argument("--lambda-cycle", type=float,
+                           help="weight of Lcycle, our addition: lift, turn to a random view, "
+                                "project, lift again; the two lifts must agree (free3d: 1)")
+            q.add_argument("--lambda-floor", type=float,
+                           help="weight of Lfloor, our addition: the lowest foot stays on a "
+                                "level floor (default 0)")
+            q.add_argument("--no-upright-views", action="store_true",
+                           help="ablation: Lrec and Lcycle turn about the camera's vertical")
             q.add_argument("--no-rec", action="store_true", help="ablation: without Lrec")
             q.add_argument("--no-ori", action="store_true", help="ablation: without Lori")
             q.add_argument("--no-feat", action="store_true", help="ablation: without Lfeat")
@@ -446,6 +526,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", help="also write the rows as JSON here")
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_eval_lift)
+
+    q = ev.add_parser("physics", help="grounding: root drift, planted-foot height, foot "
+                      "skating, ground penetration, per content")
+    q.add_argument("--data", required=True, help="prepared dataset folder (captions, lengths, labels)")
+    q.add_argument("--real", action="store_true", help="a row for the real clips (the anchor)")
+    q.add_argument("--model", action="append", default=[], metavar="LABEL=DIR",
+                   help="a generator (DIR 'default': the bundled model), one motion per clip "
+                        "from its caption at its length; repeatable")
+    q.add_argument("--reconstruction", action="append", default=[], metavar="LABEL=DIR",
+                   help="DIR's tokeniser lifting each clip's 2D view; repeatable")
+    q.add_argument("--split", default="test", choices=("train", "val", "test"))
+    q.add_argument("--max-clips", type=int, help="an evenly spread subset of this many clips")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    q.add_argument("--json", help="also write the table as JSON here")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_eval_physics)
 
     for what, text in (("generation", "table 1: R-precision, FID, MM-Dist, diversity, multimodality, QM"),
                        ("ablations", "tables 3 to 5: the generation metrics and MPJPE per model")):

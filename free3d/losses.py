@@ -1,4 +1,4 @@
-"""Free3D's 3D-free objectives (paper eq. 10 to 15), and three of ours (Lbone, Lknee, Liso).
+"""Free3D's 3D-free objectives (paper eq. 10 to 15), and ours (Lbone, Lknee, Liso, Lcycle).
 
 Predicted 3D motion (trajectory (B,T,3), limbs (B,T,K,3)) is in the camera frame of its
 2D input, so the weak-perspective projection Phi is "drop z" (the 2D data is already
@@ -118,11 +118,17 @@ def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skel
     """
     traj = rotate(traj3, rotation)[..., :2]  # (B, T, 3) @ (B, 3, 3)
     limbs = rotate(limbs3, rotation.unsqueeze(1))[..., :2]  # (B, T, K, 3) @ (B, 1, 3, 3)
-    joints = from_free3d(torch.zeros_like(traj), limbs, skeleton)
-    torso = (joints[..., skeleton.index("neck"), :] - joints[..., skeleton.index("pelvis"), :]).norm(dim=-1)
-    scale = (skeleton.torso_length / torso.median(dim=1).values.clamp_min(1e-6)).detach()
-    scale = scale.clamp(0.5, 2.0)  # (B,)
+    scale = _view_scale(limbs3, rotation, skeleton)
     return traj * scale[:, None, None], limbs * scale[:, None, None, None]
+
+
+def _view_scale(limbs3: Tensor, rotation: Tensor, skeleton: Skeleton) -> Tensor:
+    """(B,) factor giving a turned, projected clip the 2D data's median torso length."""
+    limbs = rotate(limbs3.detach(), rotation.unsqueeze(1))[..., :2]
+    joints = from_free3d(torch.zeros_like(limbs[..., 0, :]), limbs, skeleton)
+    torso = (joints[..., skeleton.index("neck"), :] - joints[..., skeleton.index("pelvis"), :]).norm(dim=-1)
+    scale = skeleton.torso_length / torso.median(dim=1).values.clamp_min(1e-6)
+    return scale.clamp(0.5, 2.0)
 
 
 def upright_rotation(limbs3: Tensor, skeleton: Skeleton) -> Tensor:
@@ -191,3 +197,59 @@ def feature_loss(encode, traj3: Tensor, limbs3: Tensor, traj2: Tensor, limbs2: T
     # the input's features are the target: no gradient through them, or the encoder
     # could meet the projection half-way by forgetting the input
     return (projected - encode(traj2, limbs2).detach()).square().mean()
+
+
+def cycle_loss(lift, traj3: Tensor, limbs3: Tensor, skeleton: Skeleton, *,
+               limb_scale: Tensor | None = None, traj_scale: Tensor | None = None,
+               max_tilt_deg: float = 10.0, upright: bool = True,
+               generator: torch.Generator | None = None) -> Tensor:
+    """Lcycle (our addition, after Chen et al., CVPR 2019): lift, turn, project, lift again.
+
+    The predicted 3D motion is turned to a random new view (as Lrec turns it, stood up
+    first when ``upright``), projected and scale-normalised like the 2D data
+    (:func:`project_view`), and lifted again with ``lift`` (a callable (traj2, limbs2) ->
+    (traj3, limbs3), the same network). The second lift must equal the first seen from
+    the new view: limbs and trajectory (relative to frame 0), in the 2D data's units
+    (``limb_scale`` (K,), ``traj_scale`` scalar). A lift with depth flattened or mirrored
+    fails it: turned a quarter, its flat depth becomes image x that the second lift must
+    turn back into the depth the first never had. It reads no 3D data. Zero for a lifter
+    that is exact on every view.
+    """
+    rotation = random_view_rotations(traj3.shape[0], max_tilt_deg=max_tilt_deg, generator=generator,
+                                     dtype=traj3.dtype, device=traj3.device)
+    if upright:
+        rotation = rotation @ upright_rotation(limbs3, skeleton)
+    traj2, limbs2 = project_view(traj3, limbs3, rotation, skeleton)
+    turned_traj = rotate(traj3, rotation)
+    turned_limbs = rotate(limbs3, rotation.unsqueeze(1))
+    scale = _view_scale(limbs3, rotation, skeleton)
+    target_traj = (turned_traj - turned_traj[:, :1]) * scale[:, None, None]
+    target_limbs = turned_limbs * scale[:, None, None, None]
+    again_traj, again_limbs = lift(traj2, limbs2)
+    limb_err = again_limbs - target_limbs
+    if limb_scale is not None:
+        limb_err = limb_err / limb_scale[:, None]
+    traj_err = (again_traj - again_traj[:, :1]) - target_traj
+    if traj_scale is not None:
+        traj_err = traj_err / traj_scale
+    return limb_err.square().mean() + traj_err.square().mean()
+
+
+def floor_loss(traj3: Tensor, limbs3: Tensor, skeleton: Skeleton, *, delta: float = 0.05) -> Tensor:
+    """Lfloor (our addition): the floor is level; the lowest foot stays on it.
+
+    The clip is stood up (:func:`upright_rotation`, no gradient), and the height of its
+    lowest foot joint in each frame is compared with the clip's median of it (Huber
+    with ``delta``, in the data's metre-like units). In a camera's frame, an elevated
+    camera turns a walk away from it into a climb in the image; a lift that leaves the
+    trajectory's depth flat keeps that climb, and this term charges it, so the depth
+    that explains it is what is left. It assumes people stand on level ground (jumps
+    pay a little, for a few frames).
+    """
+    rel = traj3 - traj3[:, :1]
+    joints = from_free3d(rel, limbs3, skeleton)
+    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    up = rotate(joints[..., feet, :], upright_rotation(limbs3, skeleton).unsqueeze(1))[..., 1]
+    lowest = up.min(-1).values  # (B, T)
+    drift = lowest - lowest.median(dim=1, keepdim=True).values
+    return torch.nn.functional.huber_loss(drift, torch.zeros_like(drift), delta=delta)

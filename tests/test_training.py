@@ -57,16 +57,18 @@ def test_killed_and_restarted_run_resumes_and_matches(procedural_dataset, tmp_pa
               tmp_path / "b", progress=False)
 
 
-def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path):
+@pytest.mark.parametrize("recipe, gain", [("paper", 0.6), ("free3d", 0.7)])
+def test_tiny_mlrq_lowers_mpjpe(procedural_dataset, prior_run, tmp_path, recipe, gain):
     def mpjpe_after(iters):
         cfg = make_config("mlrq", procedural_dataset, prior=str(prior_run), iters=iters,
-                          finetune_iters=0, seed=1, **FAST)
+                          finetune_iters=0, seed=1, recipe=recipe, **FAST)
         out = train(cfg, tmp_path / f"mlrq{iters}", progress=False)
         return evaluate_lifting(procedural_dataset, model_path=out, split="train",
                                 progress=False)["mpjpe_mm"]
 
     before, after = mpjpe_after(1), mpjpe_after(150)
-    assert after < 0.6 * before, (before, after)
+    # the free3d recipe's extra terms slow the first steps of a tiny model a little
+    assert after < gain * before, (before, after)
 
 
 @pytest.mark.parametrize("stage, extra", [

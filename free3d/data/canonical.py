@@ -73,10 +73,11 @@ def upright_transform(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarra
     """Rotation R and translation t with ``joints @ R.T + t`` canonical (see above).
 
     For clips whose vertical is unknown (lifted or generated ones come out in the frame
-    of some camera, tilted by its elevation): "up" is the clip's mean ankle-to-hip
+    of some camera, tilted by its elevation): "up" is first the clip's mean ankle-to-hip
     direction, which is vertical on average for anything that stands (bows and kicks
-    included, where the spine or one leg leans). Then floor, origin and facing as in
-    :func:`canonicalize`.
+    included, where the spine or one leg leans); then, for clips that travel, the
+    floor the feet walk on is levelled (:func:`floor_tilt`). Then floor, origin and
+    facing as in :func:`canonicalize`.
     """
     joints = np.asarray(joints, dtype=np.float64)
     hips = joints[:, [skeleton.index("left_hip"), skeleton.index("right_hip")]].mean(1)
@@ -84,6 +85,7 @@ def upright_transform(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarra
     up = (hips - ankles).mean(0)
     up = up / max(np.linalg.norm(up), 1e-9)
     tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
+    tilt = floor_tilt(joints @ tilt.T, skeleton) @ tilt
     standing = joints @ tilt.T
     forward = facing_direction(torch.from_numpy(standing[0]), skeleton)
     angle = -float(heading_angle(forward))
@@ -102,3 +104,37 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return 2 * np.outer(axis, axis) - np.eye(3)
     k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     return np.eye(3) + k + k @ k / (1 + c)
+
+
+def floor_tilt(joints: np.ndarray, skeleton: Skeleton, *, min_travel: float = 0.5,
+               max_deg: float = 30.0) -> np.ndarray:
+    """The rotation that levels the floor a roughly upright (T, J, 3) clip walks on.
+
+    The lowest foot joint of every frame is a point on the floor. Along each principal
+    direction of their horizontal spread that spans at least ``min_travel`` metres, the
+    floor's slope is fitted by least squares; along shorter ones it is left at zero (a
+    clip that stays in place, a wave or a bow, has no floor to read and keeps its tilt).
+    This is where an elevated camera shows: walking away from it reads as climbing in
+    its frame. The correction is capped at ``max_deg`` degrees.
+    """
+    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    pts = np.asarray(joints, dtype=np.float64)[:, feet]
+    low = pts[np.arange(len(pts)), pts[..., 1].argmin(1)]  # (T, 3)
+    xz = low[:, [0, 2]] - low[:, [0, 2]].mean(0)
+    y = low[:, 1] - low[:, 1].mean()
+    _, axes = np.linalg.eigh(xz.T @ xz)
+    coords = xz @ axes  # along the principal directions
+    spans = np.ptp(coords, axis=0) >= min_travel
+    if not spans.any():
+        return np.eye(3)
+    used = coords[:, spans]
+    slopes = np.zeros(2)
+    slopes[spans] = np.linalg.lstsq(used, y, rcond=None)[0]
+    a, b = axes @ slopes  # dy/dx, dy/dz
+    normal = np.array([-a, 1.0, -b]) / np.sqrt(1.0 + a * a + b * b)
+    angle = math.acos(min(1.0, normal[1]))
+    if angle > math.radians(max_deg):  # keep the direction, cap the size
+        horizontal = normal[[0, 2]] / max(np.linalg.norm(normal[[0, 2]]), 1e-12)
+        s = math.sin(math.radians(max_deg))
+        normal = np.array([horizontal[0] * s, math.cos(math.radians(max_deg)), horizontal[1] * s])
+    return _rotation_between(normal, np.array([0.0, 1.0, 0.0]))

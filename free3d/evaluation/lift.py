@@ -1,5 +1,6 @@
 """``free3d eval lift``: lift every 2D clip of a split to 3D and score it against the
-hidden 3D (MPJPE root-aligned, PA-MPJPE, millimetres).
+hidden 3D (MPJPE root-aligned, PA-MPJPE, millimetres), with the depth checks (how deep,
+which way), the root's path in world space and its vertical drift.
 
 Lifted poses come out in the camera frame of their 2D view, in the 2D's normalised
 units; the clip's stored camera (known to evaluation only) maps them back to world
@@ -15,7 +16,13 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data.ground_truth import camera_to_world, load_camera, load_motion3d, load_split3d
+from ..data.ground_truth import (
+    camera_to_world,
+    load_camera,
+    load_motion3d,
+    load_split3d,
+    world_to_camera,
+)
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
 from ..models.autoencoders import pad_frames
@@ -25,6 +32,55 @@ from ..skeleton import Skeleton, get_skeleton
 from .lifting import mean_pose_lift, mpjpe, pa_mpjpe, zero_depth_lift
 
 REFERENCES = ("zero-depth", "mean-pose", "rigid-random-signs")
+
+
+class PathScores:
+    """Depth and root-path checks of lifted clips, accumulated clip by clip.
+
+    In each clip's camera frame (metres), per joint relative to the root:
+    ``depth_corr`` and ``depth_slope`` (least squares of predicted on true depth: 1 =
+    right size, 0.2 = flattened to a fifth) and ``mirrored_clips`` (predicted depth
+    anti-correlated with the truth). In world space: ``root_path_mm``, the mean distance
+    between predicted and true root once both start at the origin (the trajectory's
+    depth included), and ``root_drift_mm``, the mean |height change| of the root since
+    the first frame (``true_root_drift_mm`` for the truth).
+    """
+
+    def __init__(self) -> None:
+        self.dot_pt = self.dot_tt = self.dot_pp = self.sum_p = self.sum_t = 0.0
+        self.n = self.mirrored = self.clips = 0
+        self.path, self.drift, self.true_drift = [], [], []
+
+    def add(self, pred: np.ndarray, target: np.ndarray, camera) -> None:
+        cam_p = world_to_camera(pred, camera) / camera.scale
+        cam_t = world_to_camera(target, camera) / camera.scale
+        p = (cam_p[..., 2] - cam_p[:, :1, 2]).ravel()
+        t = (cam_t[..., 2] - cam_t[:, :1, 2]).ravel()
+        self.dot_pt += float(p @ t)
+        self.dot_tt += float(t @ t)
+        self.dot_pp += float(p @ p)
+        self.sum_p += float(p.sum())
+        self.sum_t += float(t.sum())
+        self.n += p.size
+        self.mirrored += int(p @ t < 0 and np.abs(p).mean() > 1e-6)  # a flat lift mirrors nothing
+        self.clips += 1
+        root_p, root_t = pred[:, 0] - pred[:1, 0], target[:, 0] - target[:1, 0]
+        self.path.append(np.linalg.norm(root_p - root_t, axis=-1))
+        self.drift.append(np.abs(root_p[:, 1]))
+        self.true_drift.append(np.abs(root_t[:, 1]))
+
+    def result(self) -> dict:
+        n = max(self.n, 1)
+        cov = self.dot_pt / n - self.sum_p * self.sum_t / n ** 2
+        var_p = self.dot_pp / n - (self.sum_p / n) ** 2
+        var_t = self.dot_tt / n - (self.sum_t / n) ** 2
+        corr = cov / np.sqrt(var_p * var_t) if var_p > 1e-18 and var_t > 1e-18 else 0.0
+        mm = lambda x: round(1000 * float(np.concatenate(x).mean()), 2)  # noqa: E731
+        return {"depth_corr": round(float(corr), 3),
+                "depth_slope": round(self.dot_pt / max(self.dot_tt, 1e-18), 3),
+                "mirrored_clips": self.mirrored,
+                "root_path_mm": mm(self.path), "root_drift_mm": mm(self.drift),
+                "true_root_drift_mm": mm(self.true_drift)}
 
 
 def keep_observed_2d(lifted: torch.Tensor, joints2d: torch.Tensor) -> torch.Tensor:
@@ -132,7 +188,7 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
     else:
         raise ValueError(f"unknown reference {reference!r}; choose from {', '.join(REFERENCES)}")
 
-    per_frame_mpjpe, per_frame_pa = [], []
+    per_frame_mpjpe, per_frame_pa, paths = [], [], PathScores()
     for cid in tqdm(ids, desc=f"lifting {split}", unit="clip", disable=not progress):
         target = torch.from_numpy(load_motion3d(data, cid)).double()
         if model is not None:
@@ -150,9 +206,10 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
             else:
                 cam = zero_depth_lift(from_free3d(traj, limbs, skeleton))
             pred = torch.from_numpy(camera_to_world(cam.numpy(), load_camera(data, cid)))
+        paths.add(pred.numpy(), target.numpy(), load_camera(data, cid))
         per_frame_mpjpe.append(mpjpe(pred, target, reduction="none"))
         per_frame_pa.append(pa_mpjpe(pred, target, reduction="none"))
     frame_mpjpe, frame_pa = torch.cat(per_frame_mpjpe), torch.cat(per_frame_pa)
     return {"model": name, "split": split, "clips": len(ids), "frames": int(frame_mpjpe.numel()),
             "mpjpe_mm": round(float(frame_mpjpe.mean()), 2),
-            "pa_mpjpe_mm": round(float(frame_pa.mean()), 2)}
+            "pa_mpjpe_mm": round(float(frame_pa.mean()), 2), **paths.result()}

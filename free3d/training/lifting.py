@@ -27,8 +27,10 @@ from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
 from ..losses import (
     bone_length_loss,
+    cycle_loss,
     depth_isotropy_loss,
     feature_loss,
+    floor_loss,
     knee_hinge_loss,
     loss_2d,
     orientation_loss,
@@ -64,6 +66,9 @@ class TrainConfig:
     lambda_bone: float = 0.0  # Lbone, our addition (losses.bone_length_loss); 0 = the paper
     lambda_knee: float = 0.0  # Lknee, our addition (losses.knee_hinge_loss); 0 = the paper
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
+    lambda_cycle: float = 0.0  # Lcycle, our addition (losses.cycle_loss); 0 = the paper
+    lambda_floor: float = 0.0  # Lfloor, our addition (losses.floor_loss); 0 = the paper
+    recipe: str = "paper"  # the named set of ML-RQ terms the run started from (RECIPES)
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
     upright_views: bool = False  # Lrec turns about the body's vertical, not the camera's
@@ -105,14 +110,27 @@ PRESET_TRAINING = {
 }
 
 
+# ML-RQ recipes: named sets of 3D-free terms. "paper" is eq. 15 as published (the
+# dataclass defaults); "free3d" adds ours, each of which has an ablation row in
+# docs/results.md. Single flags given with a recipe override it.
+RECIPES: dict[str, dict] = {
+    "paper": {},
+    "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
+               "lambda_bone": 10.0},
+}
+
+
 def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None = None,
-                **overrides) -> TrainConfig:
-    """A config with the preset's sizes and budget, then ``overrides`` (None = keep).
+                recipe: str = "free3d", **overrides) -> TrainConfig:
+    """A config with the preset's sizes and budget, the ML-RQ ``recipe`` (RECIPES; other
+    stages ignore it), then ``overrides`` (None = keep).
 
     ``arch`` changes single sizes of the preset (for example ``{"width": 256}``).
     """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
     sizes = get_preset(preset).to_dict()
     unknown = sorted(set(arch or {}) - set(sizes))
     if unknown:
@@ -126,6 +144,8 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
             "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
+    else:
+        base.update(RECIPES[recipe], recipe=recipe)
     base.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig.from_dict(base)
     if cfg.stage == "mlrq" and not cfg.prior and (cfg.use_rec or cfg.feat_encoder == "separate"):
@@ -251,9 +271,13 @@ class StageStep:
     """Computes one batch's losses for a stage; returns (total, {name: value})."""
 
     def __init__(self, cfg: TrainConfig, model, skeleton: Skeleton, arrays: ClipArrays,
-                 prior: Prior2D | None) -> None:
+                 prior: Prior2D | None, device: torch.device | str = "cpu") -> None:
         self.cfg, self.model, self.skeleton, self.prior = cfg, model, skeleton, prior
-        self.limb_std, self.traj_std = _loss_scales(arrays, cfg.window)
+        self.limb_std, self.traj_std = (t.to(device) for t in _loss_scales(arrays, cfg.window))
+
+    def _lift(self, traj2: torch.Tensor, limbs2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(traj2, limbs2)
+        return out.trajectory, out.limbs
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, model, s = self.cfg, self.model, self.skeleton
@@ -304,6 +328,15 @@ class StageStep:
         if cfg.lambda_iso > 0:
             terms["liso"] = depth_isotropy_loss(out.limbs, s)
             total = total + cfg.lambda_iso * terms["liso"]
+        if cfg.lambda_cycle > 0:
+            terms["lcycle"] = cycle_loss(self._lift, out.trajectory, out.limbs, s,
+                                         limb_scale=self.limb_std.mean(-1),
+                                         traj_scale=self.traj_std.mean(),
+                                         max_tilt_deg=cfg.max_tilt_deg, upright=cfg.upright_views)
+            total = total + cfg.lambda_cycle * terms["lcycle"]
+        if cfg.lambda_floor > 0:
+            terms["lfloor"] = floor_loss(out.trajectory, out.limbs, s) / self.traj_std.mean().square()
+            total = total + cfg.lambda_floor * terms["lfloor"]
         logs = {"loss": total.item(), **{k: v.item() for k, v in terms.items()},
                 "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
         return total, logs
@@ -319,8 +352,30 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 # the loop
 
 
-def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
-    """Train (or resume) a run in ``out``; returns the run folder."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU; otherwise the named device, checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
+          device: str | torch.device = "cpu") -> Path:
+    """Train (or resume) a run in ``out`` on ``device``; returns the run folder.
+
+    Weights and checkpoints are saved device-free: a run trained on a GPU loads and
+    resumes on a CPU and the other way round.
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     run = RunDir(out)
     meta = read_meta(cfg.data)
     skeleton = get_skeleton(meta["skeleton"])
@@ -349,12 +404,15 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
         key = "traj3" if cfg.stage == "rvq3d" and cfg.input_dim == 3 else "traj2"
         limbs = fit["limbs3" if key == "traj3" else "limbs2"]
         model.normalizer.fit(encode_motion(fit[key], limbs, skeleton, cfg.representation))
+    model.to(device)
+    if prior is not None:
+        prior.to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  betas=(0.9, 0.99))
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     start = resume_from(run, model, optimizer, sampler) if resume else 0
     write_json(run.path / "config.json", run_config)
-    step_fn = StageStep(cfg, model, skeleton, arrays, prior)
+    step_fn = StageStep(cfg, model, skeleton, arrays, prior, device)
     model.train()
     t0 = time.perf_counter()
     bar = tqdm(range(start, cfg.total_iters), initial=start, total=cfg.total_iters,
@@ -362,7 +420,8 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Path:
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        batch = arrays.sample(cfg.batch_size, cfg.window, sampler)
+        batch = {k: v.to(device, non_blocking=True)
+                 for k, v in arrays.sample(cfg.batch_size, cfg.window, sampler).items()}
         loss, logs = step_fn(batch)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; "

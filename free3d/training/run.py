@@ -87,7 +87,7 @@ class RunDir:
 
     def load_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
         load_weights(self.path / WEIGHTS, model)
-        state = torch.load(self.path / STATE, weights_only=False)
+        state = torch.load(self.path / STATE, map_location="cpu", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         return state

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# ML-RQ recipes and their ablations (issue 13), every run at the lifting table's budget,
+# then `free3d eval lift` over all of them. Runs share one device (a GPU: they run side
+# by side; on a CPU set JOBS=1).
+#
+#   DATA=prepared/bandai-namco PRIOR=runs/prior RUNS=runs/recipes bash scripts/lift_recipes.sh
+#
+# PRIOR: a `free3d train prior --preset cpu` run. Extra arguments go to every
+# `free3d train mlrq` (e.g. --device cuda).
+set -euo pipefail
+: "${DATA:?set DATA to a prepared dataset folder}"
+: "${PRIOR:?set PRIOR to a trained 2D prior run (cpu preset)}"
+RUNS=${RUNS:-runs/recipes}
+ITERS=${ITERS:-2000}
+FINETUNE=${FINETUNE:-500}
+JOBS=${JOBS:-6}
+F3=${F3:-free3d}
+mkdir -p "$RUNS"
+
+declare -A ROWS=(
+  [free3d]="--recipe free3d"
+  [free3d-no-cycle]="--recipe free3d --lambda-cycle 0"
+  [free3d-no-upright]="--recipe free3d --no-upright-views"
+  [free3d-floor]="--recipe free3d --lambda-floor 1"
+  [paper]="--recipe paper"
+  [paper-cycle]="--recipe paper --lambda-cycle 1"
+)
+for name in "${!ROWS[@]}"; do
+  while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n; done
+  # shellcheck disable=SC2086
+  $F3 train mlrq --data "$DATA" --prior "$PRIOR" --out "$RUNS/$name" --preset cpu \
+      --iters "$ITERS" --finetune-iters "$FINETUNE" --quiet ${ROWS[$name]} "$@" \
+      > "$RUNS/$name.log" 2>&1 &
+done
+wait
+models=()
+for name in "${!ROWS[@]}"; do models+=(--model "$RUNS/$name"); done
+$F3 eval lift --data "$DATA" "${models[@]}" --reference zero-depth --quiet \
+    --json "$RUNS/lift_recipes.json" | tee "$RUNS/lift_recipes.md"

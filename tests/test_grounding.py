@@ -1,0 +1,178 @@
+"""Lcycle, Lfloor and the floor-levelling upright estimate, on hand-built cases."""
+
+import math
+
+import numpy as np
+import torch
+
+from free3d.data.canonical import floor_tilt, upright_transform
+from free3d.losses import cycle_loss, floor_loss
+from free3d.representation import from_free3d, rotate, rotation_x, rotation_y, to_free3d
+from free3d.skeleton import get_skeleton
+
+S = get_skeleton("bandai21")
+
+
+def walk(frames: int = 40, batch: int = 3, speed: float = 0.07) -> torch.Tensor:
+    """(B, T, J, 3) a rest pose walking along +Z with swinging legs, upright, on the floor."""
+    rest = torch.from_numpy(S.rest_pose()).double()
+    rest = rest - torch.tensor([0.0, float(rest[:, 1].min()), 0.0], dtype=torch.float64)
+    t = torch.arange(frames, dtype=torch.float64)
+    joints = rest.expand(frames, -1, -1).clone()
+    joints[..., 2] += (t * speed)[:, None]
+    for side, phase in (("left", 0.0), ("right", math.pi)):
+        for j in ("knee", "ankle", "toe"):  # legs swing forwards and back
+            joints[:, S.index(f"{side}_{j}"), 2] += 0.1 * torch.sin(t / 3 + phase)
+    return joints.expand(batch, -1, -1, -1).clone()
+
+
+def exact_lifter(truth_turned):
+    """A 'lifter' that returns the true 3D of whatever view it is shown."""
+    def lift(traj2, limbs2):
+        return truth_turned["traj"], truth_turned["limbs"]
+    return lift
+
+
+def test_cycle_loss_is_zero_for_an_exact_lifter_and_positive_for_a_flat_one():
+    joints = walk()
+    traj, limbs = to_free3d(joints, S)
+    gen = torch.Generator().manual_seed(0)
+    # an exact lifter: asked for the view the cycle draws, it answers that view's 3D
+    from free3d.losses import _view_scale, upright_rotation
+    from free3d.representation import random_view_rotations
+
+    rot = random_view_rotations(3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rot = rot @ upright_rotation(limbs, S)
+    scale = _view_scale(limbs, rot, S)
+    truth = {"traj": rotate(traj, rot) * scale[:, None, None],
+             "limbs": rotate(limbs, rot.unsqueeze(1)) * scale[:, None, None, None]}
+    exact = cycle_loss(exact_lifter(truth), traj, limbs, S, generator=torch.Generator().manual_seed(0))
+    assert float(exact) < 1e-20
+
+    # a lifter that flattens depth (returns its 2D input with z = 0) pays
+    def flat(traj2, limbs2):
+        return (torch.nn.functional.pad(traj2, (0, 1)), torch.nn.functional.pad(limbs2, (0, 1)))
+    assert float(cycle_loss(flat, traj, limbs, S, generator=gen)) > 1e-3
+
+
+def test_floor_loss_flags_a_climbing_walk_and_not_a_level_one():
+    traj, limbs = to_free3d(walk(), S)
+    assert float(floor_loss(traj, limbs, S)) < 1e-6
+    climbing = traj.clone()
+    climbing[..., 1] += torch.linspace(0, 0.6, traj.shape[1], dtype=torch.float64)
+    assert float(floor_loss(climbing, limbs, S)) > 1e-3
+    # an elevated camera's view of the level walk with its depth kept: still level
+    tilt = rotation_x(torch.tensor(math.radians(15.0), dtype=torch.float64))
+    seen = rotate(walk(), tilt)
+    assert float(floor_loss(*to_free3d(seen, S), S)) < 1e-4
+
+
+def test_floor_tilt_recovers_a_known_camera_elevation():
+    level = walk(batch=1)[0].numpy()
+    for deg in (5.0, 12.0, -4.0):
+        # the walk seen by a camera pitched by deg, the body then stood upright again
+        # (as upright_transform's first step does), leaving the path on a slope
+        pitch = rotation_x(torch.tensor(math.radians(deg), dtype=torch.float64)).numpy()
+        path_tilted = level.copy()
+        root = level[:, :1]
+        path_tilted = (root @ pitch.T) + (level - root)
+        fix = floor_tilt(path_tilted, S)
+        levelled = path_tilted @ fix.T
+        # the path is level again (a 5 degree slope over this 2.8 m walk climbs 0.24 m)
+        assert np.ptp(levelled[:, 0, 1]) < 0.03, (deg, np.ptp(levelled[:, 0, 1]))
+        angle = math.degrees(math.acos(np.clip(fix[1, 1], -1, 1)))
+        assert abs(angle - abs(deg)) < 1.5, (deg, angle)
+
+
+def test_floor_tilt_leaves_a_clip_in_place_alone():
+    rest = walk(batch=1, speed=0.0)[0].numpy()
+    tilted = rest @ rotation_x(torch.tensor(0.2, dtype=torch.float64)).numpy().T
+    assert np.allclose(floor_tilt(tilted, S), np.eye(3), atol=0.05)
+
+
+def test_upright_transform_puts_a_climbing_camera_walk_on_a_level_floor():
+    """The generated-walk failure: the camera's frame shows a walk away as a climb."""
+    level = walk(batch=1, frames=80)[0]
+    turned = rotate(level, rotation_y(torch.tensor(2.5, dtype=torch.float64)))
+    seen = rotate(turned, rotation_x(torch.tensor(math.radians(15.0), dtype=torch.float64))).numpy()
+    rot, t = upright_transform(seen, S)
+    out = seen @ rot.T + t
+    root_height = out[:, 0, 1]
+    assert np.ptp(root_height) < 0.03
+    assert abs(out[..., 1].min()) < 1e-9
+    assert np.linalg.norm(out[-1, 0, [0, 2]]) > 5.0  # it still travels
+
+
+def test_physics_flags_floating_and_sliding_clips_and_passes_a_grounded_walk():
+    from free3d.evaluation.physics import clip_physics, summarize
+
+    # a grounded walk: feet planted in turn, the body moving forwards at 1.2 m/s
+    t = np.arange(80) / 20.0
+    rest = S.rest_pose() - np.array([0.0, S.rest_pose()[:, 1].min(), 0.0])
+    joints = np.repeat(rest[None], len(t), 0)
+    joints[..., 2] += 1.2 * t[:, None]
+    for side, phase in (("left", 0.0), ("right", 0.5)):
+        # each foot alternates: planted (still) for half a 1 s cycle, then swings ahead
+        cycle = (t + phase) % 1.0
+        pos = np.where(cycle < 0.5, 0.0, (cycle - 0.5) * 2 * 1.2) + 1.2 * np.floor(t + phase)
+        lift = np.where(cycle < 0.5, 0.0, 0.08 * np.sin((cycle - 0.5) * 2 * np.pi))
+        for j in ("ankle", "toe"):
+            k = S.index(f"{side}_{j}")
+            joints[:, k, 2] = rest[k, 2] + pos
+            joints[:, k, 1] = rest[k, 1] + lift
+    good = clip_physics(joints, S)
+    assert abs(good["root_drift_m"]) < 1e-9 and good["contact_height_m"] < 0.03
+    assert good["penetration_m"] == 0
+
+    rising = joints.copy()
+    rising[..., 1] += np.linspace(0, 1.0, len(t))[:, None]  # floats up a metre over 4 s
+    floating = clip_physics(rising, S)
+    assert floating["root_drift_m"] > 0.8 and floating["contact_height_m"] > 0.3
+
+    sliding = joints.copy()
+    for side in ("left", "right"):  # feet glued to the body, dragged along the floor
+        for j in ("ankle", "toe"):
+            k = S.index(f"{side}_{j}")
+            sliding[:, k, 2] = rest[k, 2] + 1.2 * t
+            sliding[:, k, 1] = rest[k, 1]
+    # the grounded walk's feet skim the floor only as they lift off and land
+    assert clip_physics(sliding, S)["skating_m_s"] > 1.0 > 1.5 * good["skating_m_s"]
+
+    sunk = joints.copy()
+    sunk[..., 1] -= 0.1
+    assert abs(clip_physics(sunk, S)["penetration_m"] - 0.1) < 1e-9
+
+    summary = summarize([good, floating], ["walk", "walk"])
+    assert summary["all"]["clips"] == 2 and summary["walk"]["abs_root_drift_m"] > 0.4
+
+
+def test_lift_path_scores_depth_slope_mirroring_and_root_path():
+    from free3d.data.single_view import Camera
+    from free3d.evaluation.lift import PathScores
+
+    truth = walk(batch=1)[0].numpy()
+    camera = Camera(30.0, 10.0, 1.3, (0.0, 0.0))
+    right = PathScores()
+    right.add(truth, truth, camera)
+    r = right.result()
+    assert abs(r["depth_slope"] - 1) < 1e-9 and abs(r["depth_corr"] - 1) < 1e-9
+    assert r["mirrored_clips"] == 0 and r["root_path_mm"] < 1e-6
+
+    from free3d.data.ground_truth import camera_to_world, world_to_camera
+
+    cam = world_to_camera(truth, camera)
+    flat_half, mirrored = cam.copy(), cam.copy()
+    flat_half[..., 2] *= 0.5
+    mirrored[..., 2] *= -1
+    scores = PathScores()
+    scores.add(camera_to_world(flat_half, camera), truth, camera)
+    assert abs(scores.result()["depth_slope"] - 0.5) < 1e-6
+    assert scores.result()["root_path_mm"] > 100  # half the depth of the walk is lost
+    scores = PathScores()
+    scores.add(camera_to_world(mirrored, camera), truth, camera)
+    assert scores.result()["mirrored_clips"] == 1
+    risen = truth.copy()
+    risen[..., 1] += np.linspace(0, 0.5, len(truth))[:, None]
+    scores = PathScores()
+    scores.add(risen, truth, camera)
+    assert 200 < scores.result()["root_drift_mm"] < 300
