@@ -399,7 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--checkpoint-every", type=int)
         q.add_argument("--init-from", help="start from the weights of this earlier run "
                        "(same stage and sizes) instead of at random")
-        q.add_argument("--representation", choices=("limbs", "joints"))
+        q.add_argument("--representation", choices=("limbs", "joints", "limbs-velocity"),
+                       help="limbs: the paper's trajectory + limb vectors; joints: table 5's "
+                            "joint coordinates; limbs-velocity (ours): the root as per-frame "
+                            "displacement (free3d recipe's ML-RQ)")
         q.add_argument("--mirror-clips", action="store_true",
                        help="also train on every clip's mirror image (left and right swapped)")
         q.add_argument("--quiet", action="store_true")

@@ -14,7 +14,8 @@ OUT=${OUT:-$RUNS/model}
 
 # Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens
 free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500
-free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 5000 --finetune-iters 1000 \
+# the default (free3d) recipe: Lcycle, upright views, Lknee, Lbone, root velocity
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 4000 --finetune-iters 1000 \
     --prior "$RUNS/prior"
 # the two transformers train side by side, one thread each (faster than one after the other)
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \

@@ -176,3 +176,43 @@ def test_lift_path_scores_depth_slope_mirroring_and_root_path():
     scores = PathScores()
     scores.add(risen, truth, camera)
     assert 200 < scores.result()["root_drift_mm"] < 300
+
+
+def test_velocity_features_round_trip_and_look_the_same_at_any_time():
+    from free3d.models.features import decode_motion, encode_motion
+
+    traj, limbs = to_free3d(walk(frames=60), S)
+    feats = encode_motion(traj, limbs, S, "limbs-velocity")
+    back_traj, back_limbs = decode_motion(feats, S, "limbs-velocity", 3)
+    assert torch.allclose(back_traj, traj - traj[:, :1], atol=1e-9)
+    assert torch.equal(back_limbs, limbs)
+    # a steady walk: the features of its frames 10 and 50 are equal in velocity form,
+    # not in position form (where frame 50 is 2.8 m further)
+    assert torch.allclose(feats[:, 10, :3], feats[:, 50, :3], atol=1e-9)
+    pos = encode_motion(traj, limbs, S, "limbs")
+    assert not torch.allclose(pos[:, 10, :3], pos[:, 50, :3])
+
+
+def test_recipes_and_device_choice(procedural_dataset):
+    import pytest
+
+    from free3d.training.lifting import TrainConfig, make_config, resolve_device
+
+    paper = make_config("mlrq", procedural_dataset, prior="p", recipe="paper")
+    default = make_config("mlrq", procedural_dataset, prior="p")
+    plain = TrainConfig(stage="mlrq", data=str(procedural_dataset))
+    assert (paper.lambda_cycle, paper.upright_views, paper.representation) == (
+        plain.lambda_cycle, plain.upright_views, plain.representation) == (0.0, False, "limbs")
+    assert default.recipe == "free3d" and default.lambda_cycle == 1.0 and default.upright_views
+    assert default.representation == "limbs-velocity"
+    # a single flag overrides the recipe
+    assert make_config("mlrq", procedural_dataset, prior="p", lambda_cycle=0.0).lambda_cycle == 0.0
+    with pytest.raises(ValueError, match="unknown recipe"):
+        make_config("mlrq", procedural_dataset, prior="p", recipe="best")
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="--device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

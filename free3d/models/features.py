@@ -1,8 +1,16 @@
 """Per-frame feature vectors that the convolutional models read and write.
 
-Two representations (paper table 5): ``limbs`` (Free3D's: trajectory + limb vectors) and
-``joints`` (the "w.j.c" ablation: joint coordinates). Trajectories are taken relative to
-the first frame of the window, so a window's features do not depend on where it starts.
+Three representations: ``limbs`` (Free3D's, paper 4.1: trajectory + limb vectors),
+``joints`` (paper table 5's "w.j.c" ablation: joint coordinates) and ``limbs-velocity``
+(ours: limb vectors + the root's displacement since the previous frame, as MoMask's
+HumanML3D features carry root velocity). Trajectories are taken relative to the first
+frame of the window, so a window's features do not depend on where it starts.
+
+Why velocity: a position trajectory grows with the clip (a 10 s walk goes 13 m) while
+training windows are 2 to 3 s long, and a quantised bottleneck cannot carry positions it
+never saw; a convolutional decoder cannot integrate a depth drift over more frames than it
+sees. Per-frame displacements look the same at any time of any clip, and the decoder's
+output is integrated (a cumulative sum) back into the trajectory.
 """
 
 from __future__ import annotations
@@ -13,11 +21,11 @@ from torch import Tensor, nn
 from ..representation import from_free3d, limb_vectors
 from ..skeleton import Skeleton
 
-REPRESENTATIONS = ("limbs", "joints")
+REPRESENTATIONS = ("limbs", "joints", "limbs-velocity")
 
 
 def feature_dim(skeleton: Skeleton, representation: str, dim: int) -> int:
-    if representation == "limbs":
+    if representation in ("limbs", "limbs-velocity"):
         return dim + skeleton.num_limbs * dim
     if representation == "joints":
         return skeleton.num_joints * dim
@@ -29,6 +37,8 @@ def encode_motion(trajectory: Tensor, limbs: Tensor, skeleton: Skeleton, represe
     traj = trajectory - trajectory[:, :1]
     if representation == "limbs":
         return torch.cat([traj, limbs.flatten(-2)], dim=-1)
+    if representation == "limbs-velocity":  # frame 0 moves by 0
+        return torch.cat([torch.diff(traj, dim=1, prepend=traj[:, :1]), limbs.flatten(-2)], dim=-1)
     if representation == "joints":
         return from_free3d(traj, limbs, skeleton).flatten(-2)
     raise ValueError(f"unknown representation {representation!r}; choose from {REPRESENTATIONS}")
@@ -40,6 +50,9 @@ def decode_motion(features: Tensor, skeleton: Skeleton, representation: str, dim
     b, t, _ = features.shape
     if representation == "limbs":
         return features[..., :dim], features[..., dim:].reshape(b, t, skeleton.num_limbs, dim)
+    if representation == "limbs-velocity":
+        return (torch.cumsum(features[..., :dim], dim=1),
+                features[..., dim:].reshape(b, t, skeleton.num_limbs, dim))
     if representation == "joints":
         joints = features.reshape(b, t, skeleton.num_joints, dim)
         return joints[..., 0, :], limb_vectors(joints, skeleton)

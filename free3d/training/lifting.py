@@ -51,7 +51,7 @@ class TrainConfig:
     data: str
     preset: str = "cpu"
     arch: dict = field(default_factory=dict)  # ConvVQConfig fields; filled from the preset
-    representation: str = "limbs"  # or "joints" (table 5's w.j.c ablation)
+    representation: str = "limbs"  # "joints" (table 5's w.j.c ablation), "limbs-velocity" (ours)
     # prior
     prior_kind: str = "vq"  # "vq" | "vae" | "ae" (table 4)
     # mlrq
@@ -116,7 +116,7 @@ PRESET_TRAINING = {
 RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
-               "lambda_bone": 10.0},
+               "lambda_bone": 10.0, "representation": "limbs-velocity"},
 }
 
 
