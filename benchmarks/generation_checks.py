@@ -11,6 +11,10 @@
   first to the last half second (positive = towards the body's left, +X). With
   ``--data DIR`` (a prepared Bandai-Namco folder) the same is printed for the real
   walk-turn-left/right clips, which fixes the sign convention.
+- Grounding (issue 13): for walking and running prompts worded unlike the training
+  captions, 4 s each, the medians of :func:`free3d.evaluation.physics.clip_physics`
+  (root drift, planted-foot height, skating); and for "walks backwards" prompts, the
+  distance travelled along the first-frame facing (negative = backwards).
 """
 
 from __future__ import annotations
@@ -21,7 +25,20 @@ import numpy as np
 import torch
 
 from free3d import Free3D
+from free3d.evaluation.physics import clip_physics
 from free3d.representation import facing_direction, heading_angle
+
+# worded unlike the training captions (free3d.data.captions builds those from labels)
+GROUNDING_PROMPTS = (
+    "someone strolls ahead at an easy pace",
+    "a man walks straight across the room",
+    "a woman jogs forward",
+    "a person sprints ahead",
+)
+BACKWARDS_PROMPTS = (
+    "a person walks backwards",
+    "someone steps backwards slowly",
+)
 
 
 def turn_degrees(joints: np.ndarray, skeleton) -> float:
@@ -62,6 +79,17 @@ def main() -> None:
         print(f"{prompt!r}: travel vs facing |angle| median {np.median(np.abs(angle)):.0f} deg, "
               f"within 45 deg in {(np.abs(angle) <= 45).sum()}/{len(angle)}; "
               f"distance median {np.median(dist):.1f} m")
+    grounding = [clip_physics(m.joints, sk) for m in model.generate(
+        list(GROUNDING_PROMPTS), seconds=4, seed=0, num_samples=args.samples)]
+    med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
+    print(f"walks and runs ({len(grounding)} motions): root drift median {med['root_drift_m']:+.3f} m "
+          f"(|drift| {np.median([abs(g['root_drift_m']) for g in grounding]):.3f}), root height "
+          f"{med['root_height_m']:.2f} m, planted-foot height {med['contact_height_m']:.3f} m, "
+          f"skating {med['skating_m_s']:.2f} m/s")
+    back = model.generate(list(BACKWARDS_PROMPTS), seconds=4, seed=0, num_samples=args.samples)
+    along = np.array([m.joints[-1, 0, 2] - m.joints[0, 0, 2] for m in back])  # +Z: first facing
+    print(f"walks backwards ({len(along)} motions): travel along the facing median {np.median(along):+.2f} m, "
+          f"backwards in {(along < 0).sum()}/{len(along)}")
     for side in ("left", "right"):
         motions = model.generate([f"a person walks and turns {side}"], seconds=4, seed=0,
                                  num_samples=args.samples)

@@ -1,4 +1,4 @@
-"""Free3D's 3D-free objectives (paper eq. 10 to 15), and ours (Lbone, Lknee, Liso, Lcycle).
+"""Free3D's 3D-free losses (paper eq. 10 to 15) and ours (Lbone, Lknee, Liso, Lcycle, Lfloor).
 
 Predicted 3D motion (trajectory (B,T,3), limbs (B,T,K,3)) is in the camera frame of its
 2D input, so the weak-perspective projection Phi is "drop z" (the 2D data is already

@@ -13,15 +13,19 @@ set -euo pipefail
 RUNS=${RUNS:-runs/recipes}
 ITERS=${ITERS:-2000}
 FINETUNE=${FINETUNE:-500}
-JOBS=${JOBS:-6}
+JOBS=${JOBS:-7}
 F3=${F3:-free3d}
 mkdir -p "$RUNS"
 
+# the default recipe, then its ablations (with the position trajectory of the paper's
+# representation, as they were measured in docs/results.md) and the paper's recipe
+P="--recipe free3d --representation limbs"
 declare -A ROWS=(
   [free3d]="--recipe free3d"
-  [free3d-no-cycle]="--recipe free3d --lambda-cycle 0"
-  [free3d-no-upright]="--recipe free3d --no-upright-views"
-  [free3d-floor]="--recipe free3d --lambda-floor 1"
+  [free3d-position]="$P"
+  [free3d-position-no-cycle]="$P --lambda-cycle 0"
+  [free3d-position-no-upright]="$P --no-upright-views"
+  [free3d-position-floor]="$P --lambda-floor 1"
   [paper]="--recipe paper"
   [paper-cycle]="--recipe paper --lambda-cycle 1"
 )
