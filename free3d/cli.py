@@ -415,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--prior", help="run folder of the trained 2D prior")
             q.add_argument("--recipe", choices=("free3d", "paper"), default="free3d",
                            help="free3d (default): the paper's terms plus Lcycle, upright "
-                                "views, Lknee 10 and Lbone 10; paper: eq. 15 as published. "
-                                "Single flags below override it")
+                                "views, Lknee 10, Lbone 10 and the root as velocity; paper: "
+                                "eq. 15 as published. Single flags below override it")
             q.add_argument("--lambda-cycle", type=float,
                            help="weight of Lcycle, our addition: lift, turn to a random view, "
                                 "project, lift again; the two lifts must agree (free3d: 1)")
@@ -429,16 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--no-ori", action="store_true", help="ablation: without Lori")
             q.add_argument("--no-feat", action="store_true", help="ablation: without Lfeat")
             q.add_argument("--upright-views", action="store_true",
-                           help="Lrec: stand the predicted clip up before the random turns")
+                           help="Lrec and Lcycle stand the predicted clip up before the random "
+                                "turns (on in the free3d recipe)")
             for term, what in (("rec", "Lrec"), ("ori", "Lori"), ("feat", "Lfeat")):
                 q.add_argument(f"--lambda-{term}", type=float,
                                help=f"weight of {what} in eq. 15 (default 1, as the paper)")
             q.add_argument("--lambda-bone", type=float,
                            help="weight of Lbone, our addition: limbs keep their length over "
-                                "time (default 0, as the paper)")
+                                "time (free3d recipe: 10; paper: 0)")
             q.add_argument("--lambda-knee", type=float,
                            help="weight of Lknee, our addition: knees bend only backwards "
-                                "(default 0, as the paper)")
+                                "(free3d recipe: 10; paper: 0)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "

@@ -219,13 +219,12 @@ def cycle_loss(lift, traj3: Tensor, limbs3: Tensor, skeleton: Skeleton, *,
                                      dtype=traj3.dtype, device=traj3.device)
     if upright:
         rotation = rotation @ upright_rotation(limbs3, skeleton)
-    traj2, limbs2 = project_view(traj3, limbs3, rotation, skeleton)
-    turned_traj = rotate(traj3, rotation)
-    turned_limbs = rotate(limbs3, rotation.unsqueeze(1))
+    # the new view in 3D, scaled as project_view scales its 2D; its x, y are that 2D
     scale = _view_scale(limbs3, rotation, skeleton)
-    target_traj = (turned_traj - turned_traj[:, :1]) * scale[:, None, None]
-    target_limbs = turned_limbs * scale[:, None, None, None]
-    again_traj, again_limbs = lift(traj2, limbs2)
+    turned_traj = rotate(traj3, rotation) * scale[:, None, None]
+    target_limbs = rotate(limbs3, rotation.unsqueeze(1)) * scale[:, None, None, None]
+    target_traj = turned_traj - turned_traj[:, :1]
+    again_traj, again_limbs = lift(turned_traj[..., :2], target_limbs[..., :2])
     limb_err = again_limbs - target_limbs
     if limb_scale is not None:
         limb_err = limb_err / limb_scale[:, None]
