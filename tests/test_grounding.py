@@ -196,7 +196,8 @@ def test_velocity_features_round_trip_and_look_the_same_at_any_time():
 def test_recipes_and_device_choice(procedural_dataset):
     import pytest
 
-    from free3d.training.lifting import TrainConfig, make_config, resolve_device
+    from free3d.device import resolve_device
+    from free3d.training.lifting import TrainConfig, make_config
 
     paper = make_config("mlrq", procedural_dataset, prior="p", recipe="paper")
     default = make_config("mlrq", procedural_dataset, prior="p")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..data.motion2d import Motion2DDataset
+from ..device import enable_fast_math, resolve_device
 from ..data.prepared import read_meta
 from ..losses import (
     bone_length_loss,
@@ -352,19 +353,6 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 # the loop
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto``: CUDA when present, else the CPU; otherwise the named device, checked."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"--device {device!r}: not a device (auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return dev
-
-
 def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
           device: str | torch.device = "cpu") -> Path:
     """Train (or resume) a run in ``out`` on ``device``; returns the run folder.
@@ -373,9 +361,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
     resumes on a CPU and the other way round.
     """
     device = resolve_device(device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    enable_fast_math(device)
     run = RunDir(out)
     meta = read_meta(cfg.data)
     skeleton = get_skeleton(meta["skeleton"])

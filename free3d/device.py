@@ -1,0 +1,38 @@
+"""Where free3d computes: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+
+Weights on disk are always device-free (safetensors of CPU tensors), so a model
+trained on a GPU loads on a CPU and the other way round; this module only chooses
+where tensors live while a command runs. Training and inference both use it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_HELP = "where to compute: auto (CUDA when present), cpu, cuda or cuda:N"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU; otherwise the named device, checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: free3d runs on cpu or cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return dev
+
+
+def enable_fast_math(device: torch.device) -> None:
+    """TF32 matmuls and convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
