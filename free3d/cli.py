@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .device import DEVICE_HELP
 
 
 def _prepare_bandai(args: argparse.Namespace) -> None:
@@ -75,6 +76,18 @@ def _demo(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _training_run_options(q: argparse.ArgumentParser) -> None:
+    """Options every DDP-capable training stage shares: device, precision, logging."""
+    q.add_argument("--device", default="auto", help=DEVICE_HELP + "; weights are saved device-free. "
+                   "Several GPUs or machines: launch with torchrun --nproc-per-node N -m free3d "
+                   "train ...; --batch-size is then the global batch")
+    q.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="fp32 (default; TF32 matmuls on CUDA) or bf16 autocast (the quantizer "
+                        "stays fp32)")
+    q.add_argument("--log-every", type=int, help="steps between log.csv rows")
+    q.add_argument("--quiet", action="store_true")
+
+
 def _train(args: argparse.Namespace) -> None:
     from .training.lifting import make_config, train
 
@@ -82,7 +95,7 @@ def _train(args: argparse.Namespace) -> None:
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
-        "lambda_cycle", "lambda_floor")}
+        "lambda_cycle", "lambda_floor", "log_every", "precision")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -104,9 +117,10 @@ def _train_generator(args: argparse.Namespace) -> None:
     from .training.generation import make_generator_config, train_generator
 
     overrides = {k: getattr(args, k, None) for k in (
-        "iters", "batch_size", "lr", "seed", "checkpoint_every", "text_encoder")}
+        "iters", "batch_size", "lr", "seed", "checkpoint_every", "log_every", "text_encoder",
+        "precision")}
     cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
-    out = train_generator(cfg, args.out, progress=not args.quiet)
+    out = train_generator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
 
 
@@ -116,7 +130,7 @@ def _train_evaluator(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k) for k in ("iters", "batch_size", "lr", "seed", "text_encoder")
                  if getattr(args, k) is not None}
     cfg = EvaluatorTrainConfig(data=args.data, **overrides)
-    out = train_evaluator(cfg, args.out, progress=not args.quiet)
+    out = train_evaluator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained evaluator ({cfg.iters} steps) in {out}")
 
 
@@ -405,10 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "displacement (free3d recipe's ML-RQ)")
         q.add_argument("--mirror-clips", action="store_true",
                        help="also train on every clip's mirror image (left and right swapped)")
-        q.add_argument("--quiet", action="store_true")
-        q.add_argument("--device", default="auto",
-                       help="auto (CUDA when present), cpu, cuda or cuda:N; weights are saved "
-                            "device-free")
+        _training_run_options(q)
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))
         if stage == "mlrq":
@@ -468,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int)
         q.add_argument("--checkpoint-every", type=int)
         q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
-        q.add_argument("--quiet", action="store_true")
+        _training_run_options(q)
         q.set_defaults(func=_train_generator)
 
     q = train.add_parser("evaluator", help="the text-motion evaluator (on the 3D of the train split)")
@@ -480,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int)
     q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
     q.add_argument("--quiet", action="store_true")
+    q.add_argument("--device", default="auto", help=DEVICE_HELP + "; weights are saved device-free")
     q.set_defaults(func=_train_evaluator)
 
     q = sub.add_parser("generate", help="text -> 3D motion with a trained (default: bundled) model")
@@ -587,6 +599,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"free3d: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
+            from .distributed import teardown
+
+            teardown()
     return 0
 
 

@@ -7,13 +7,18 @@ where tensors live while a command runs. Training and inference both use it.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported on use: the CLI reads DEVICE_HELP before it needs torch
+    import torch
 
 DEVICE_HELP = "where to compute: auto (CUDA when present), cpu, cuda or cuda:N"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto``: CUDA when present, else the CPU; otherwise the named device, checked."""
+    import torch
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -32,6 +37,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def enable_fast_math(device: torch.device) -> None:
     """TF32 matmuls and convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster."""
+    import torch
+
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

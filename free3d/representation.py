@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .distributed import rand_rows
 from .skeleton import Skeleton
 
 _EPS = 1e-8
@@ -124,7 +125,8 @@ def random_view_rotations(
     These are the R of the paper's Lrec (eq. 11): new viewpoints of a predicted 3D
     motion whose projections should still look like real 2D motion.
     """
-    u = torch.rand(n, 3, generator=generator, dtype=dtype, device=device)
+    # under DDP, the rotations this process's rows would get in a single process
+    u = rand_rows(n, 3, generator=generator, dtype=dtype, device=device)
     yaw = u[:, 0] * 2 * math.pi
     tilt = math.radians(max_tilt_deg)
     pitch = (2 * u[:, 1] - 1) * tilt

@@ -7,7 +7,7 @@ import torch
 
 from free3d.data.canonical import floor_tilt, upright_transform
 from free3d.losses import cycle_loss, floor_loss
-from free3d.representation import from_free3d, rotate, rotation_x, rotation_y, to_free3d
+from free3d.representation import rotate, rotation_x, rotation_y, to_free3d
 from free3d.skeleton import get_skeleton
 
 S = get_skeleton("bandai21")

@@ -161,14 +161,12 @@ def test_mirror_clips_adds_each_clip_seen_in_a_mirror(procedural_dataset):
     assert (both.lengths == np.concatenate([plain.lengths, plain.lengths])).all()
     half = int(plain.lengths.sum())
     for d in ("2", "3"):
-        joints = from_free3d(torch.from_numpy(plain.arrays[f"traj{d}"]),
-                             torch.from_numpy(plain.arrays[f"limbs{d}"]), s)
-        mirrored = from_free3d(torch.from_numpy(both.arrays[f"traj{d}"][half:]),
-                               torch.from_numpy(both.arrays[f"limbs{d}"][half:]), s)
+        joints = from_free3d(plain.arrays[f"traj{d}"], plain.arrays[f"limbs{d}"], s)
+        mirrored = from_free3d(both.arrays[f"traj{d}"][half:], both.arrays[f"limbs{d}"][half:], s)
         lw, rw = s.index("left_wrist"), s.index("right_wrist")
         torch.testing.assert_close(mirrored[:, lw, 0], -joints[:, rw, 0], atol=1e-5, rtol=0)
         torch.testing.assert_close(mirrored[:, lw, 1:], joints[:, rw, 1:], atol=1e-5, rtol=0)
-    assert n > 0 and np.array_equal(both.arrays["conf"][half:], plain.arrays["conf"][:, s.mirror_indices])
+    assert n > 0 and torch.equal(both.arrays["conf"][half:], plain.arrays["conf"][:, s.mirror_indices])
 
 
 def test_mlrq_without_prior_is_refused(procedural_dataset, tmp_path, capsys):

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import distributed
+
 
 class QuantizerOutput(NamedTuple):
     quantized: Tensor  # (B, T, D), straight-through
@@ -43,6 +45,16 @@ class EMACodebook(nn.Module):
         self.register_buffer("code_sum", torch.zeros(size, dim))
         self.register_buffer("code_count", torch.zeros(size))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self._known_initialised = False  # host copy of the flag: reading it on a GPU would sync
+
+    def is_initialised(self) -> bool:
+        if not self._known_initialised:
+            self._known_initialised = bool(self.initialised)
+        return self._known_initialised
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialised = False  # the loaded flag is read again when needed
 
     def _random_vectors(self, x: Tensor) -> Tensor:
         """``size`` rows drawn from x (tiled with small noise when x has fewer rows)."""
@@ -54,10 +66,12 @@ class EMACodebook(nn.Module):
 
     @torch.no_grad()
     def initialise(self, x: Tensor) -> None:
-        self.codebook.copy_(self._random_vectors(x))
+        """Codes drawn from the batch (every process's rows under DDP, so all agree)."""
+        self.codebook.copy_(self._random_vectors(distributed.gather_rows(x)))
         self.code_sum.copy_(self.codebook)
         self.code_count.fill_(1.0)
         self.initialised.fill_(True)
+        self._known_initialised = True
 
     def distances(self, x: Tensor) -> Tensor:
         return (x.square().sum(-1, keepdim=True) - 2 * x @ self.codebook.T
@@ -67,13 +81,19 @@ class EMACodebook(nn.Module):
         logits = -self.distances(x)
         if self.training and temperature > 0:
             # Gumbel-max: a sample from softmax(logits / temperature)
-            u = torch.rand_like(logits).clamp(1e-20, 1.0)
+            u = distributed.rand_rows(*logits.shape, dtype=logits.dtype,
+                                      device=logits.device).clamp(1e-20, 1.0)
             logits = logits / temperature - torch.log(-torch.log(u))
         return logits.argmax(-1)
 
     @torch.no_grad()
     def update(self, x: Tensor, codes: Tensor) -> Tensor:
-        """EMA of code sums and counts; codes with count < threshold become batch vectors."""
+        """EMA of code sums and counts; codes with count < threshold become batch vectors.
+
+        Under DDP the statistics are of the global batch, so every process keeps the
+        same codebook (the one a single process would have).
+        """
+        x, codes = distributed.gather_rows(x), distributed.gather_rows(codes)
         onehot = F.one_hot(codes, self.size).to(x.dtype)  # (N, K)
         code_sum = onehot.T @ x
         code_count = onehot.sum(0)
@@ -102,6 +122,12 @@ class ResidualQuantizer(nn.Module):
         return self.layers[layer].codebook
 
     def forward(self, z: Tensor) -> QuantizerOutput:
+        # nearest codes and EMA statistics in fp32 even under bf16 autocast: bf16
+        # distances would pick other codes
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: Tensor) -> QuantizerOutput:
         shape = z.shape
         x = z.reshape(-1, self.dim)
         keep = self.num_layers
@@ -113,7 +139,7 @@ class ResidualQuantizer(nn.Module):
         perplexity = torch.zeros(self.num_layers, device=z.device)
         losses = []
         for i, layer in enumerate(self.layers[:keep]):
-            if self.training and not bool(layer.initialised):
+            if self.training and not layer.is_initialised():
                 layer.initialise(residual.detach())
             idx = layer.choose(residual.detach(), self.sample_temperature)
             q = layer.codebook[idx]

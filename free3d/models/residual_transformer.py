@@ -37,13 +37,17 @@ class ResidualTransformer(nn.Module):
         table = self.last_head[0] if layer == self.config.num_quantizers - 1 else self.shared[layer - 1]
         return table[: self.config.num_tokens]
 
-    def history(self, codes: Tensor, upto: Tensor | int) -> Tensor:
-        """Sum of embeddings of codes (B, n, L) layers 0..upto-1 (-1 codes count as padding)."""
+    def history(self, codes: Tensor, upto: Tensor | int, *, max_layer: int | None = None) -> Tensor:
+        """Sum of embeddings of codes (B, n, L) layers 0..upto-1 (-1 codes count as padding).
+
+        ``max_layer``: a bound on ``upto`` known on the host (reading it from a GPU
+        tensor would make the host wait).
+        """
         b, n, _ = codes.shape
         upto = torch.as_tensor(upto, device=codes.device).expand(b)
         codes = torch.where(codes < 0, self.pad_id, codes)
         out = codes.new_zeros(b, n, self.config.code_dim, dtype=self.first_embed.dtype)
-        for layer in range(int(upto.max())):
+        for layer in range(int(upto.max()) if max_layer is None else max_layer):
             use = (layer < upto).to(out.dtype)[:, None, None]
             out = out + use * self.embed_table(layer)[codes[..., layer]]
         return out
@@ -53,7 +57,10 @@ class ResidualTransformer(nn.Module):
         onehot = nn.functional.one_hot(layer, self.config.num_quantizers).to(history.dtype)
         prefix = torch.cat([cond, self.layer_emb(onehot).unsqueeze(1)], dim=1)
         feats = self.body(prefix, history, padding_mask)
-        if bool((layer == layer[0]).all()):  # sampling: one layer for the whole batch
+        # sampling: one layer for the whole batch. Not in training, where every head must
+        # take part in each step (DDP expects the same parameters used on every process),
+        # nor on a GPU, where the check would make the host wait.
+        if not self.training and layer.device.type == "cpu" and bool((layer == layer[0]).all()):
             return feats @ self.head_table(int(layer[0])).T
         heads = torch.stack([self.head_table(j) for j in range(1, self.config.num_quantizers)])
         return torch.einsum("bnd,bvd->bnv", feats, heads[layer - 1])

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from .. import __version__
+from .. import __version__, distributed
 from ..data.ground_truth import load_motion3d
 from ..data.prepared import read_captions, read_meta, read_records
+from ..device import enable_fast_math, resolve_device
 from ..models.evaluator import Evaluator, EvaluatorConfig, position_features
 from ..skeleton import get_skeleton
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
@@ -84,13 +85,20 @@ def pad_joints(clips: list[np.ndarray]) -> tuple[Tensor, Tensor]:
 def contrastive_loss(text: Tensor, motion: Tensor, same: Tensor, temperature: float) -> Tensor:
     """Symmetric InfoNCE; ``same`` (B, B) marks pairs that are not negatives of each other."""
     logits = text @ motion.T / temperature
-    eye = torch.eye(len(text), dtype=torch.bool)
+    eye = torch.eye(len(text), dtype=torch.bool, device=text.device)
     logits = logits.masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(len(text))
+    target = torch.arange(len(text), device=text.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: bool = True) -> Path:
+def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: bool = True,
+                    device: str | torch.device = "auto") -> Path:
+    """Train (or resume) the evaluator in ``out`` on ``device`` (one process: its
+    contrastive loss compares every pair in a batch, which DDP's split would cut)."""
+    if distributed.launched_by_torchrun():
+        raise ValueError("the evaluator trains in one process; run it without torchrun")
+    device = resolve_device(device)
+    enable_fast_math(device)
     run = RunDir(out)
     meta = read_meta(cfg.data)
     skeleton = get_skeleton(meta["skeleton"])
@@ -110,14 +118,15 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
     cache = EmbeddingCache(default_cache_path(encoder.name), encoder)
     all_caps = sorted({c for caps in clips.captions for c in caps})
     cap_index = {c: i for i, c in enumerate(all_caps)}
-    cap_emb = cache(all_caps)
+    cap_emb = cache(all_caps).to(device)
     model = Evaluator(arch)
     if not resume:
         feats = torch.cat([position_features(torch.from_numpy(j)[None])[0] for j in clips.joints])
         model.normalizer.fit(feats)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler) if resume else 0
+    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
     write_json(run.path / "config.json", {
         "free3d_version": __version__, "train": cfg.to_dict(), "evaluator": arch.to_dict(),
         "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},
@@ -137,13 +146,14 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
                 for i in pick]
         joints, lengths = pad_joints([clips.joints[i] for i in pick])
         text = model.embed_text(cap_emb[[cap_index[c] for c in caps]])
-        raw = model.motion_raw(joints, lengths)
-        content, style = torch.from_numpy(clips.content[pick]), torch.from_numpy(clips.style[pick])
+        raw = model.motion_raw(joints.to(device), lengths.to(device))
+        content = torch.from_numpy(clips.content[pick]).to(device)
+        style = torch.from_numpy(clips.style[pick]).to(device)
         if contents or styles:
             same = (content[:, None] == content[None]) & (style[:, None] == style[None])
         else:
             same = torch.tensor([[a == b for b in caps] for a in caps])
-        same |= torch.tensor(pick)[:, None] == torch.tensor(pick)[None]  # one clip drawn twice
+        same = same.to(device) | (torch.tensor(pick)[:, None] == torch.tensor(pick)[None]).to(device)
         loss_nce = contrastive_loss(text, F.normalize(raw, dim=-1), same, cfg.temperature)
         logs = {"nce": loss_nce.item()}
         loss = loss_nce

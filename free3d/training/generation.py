@@ -21,7 +21,6 @@ steps; checkpoints resume; caption embeddings are cached (``free3d.text.cache``)
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -30,16 +29,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .. import __version__
+from .. import __version__, distributed
 from ..data.ground_truth import load_motion3d
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_captions, read_meta, read_split
+from ..device import enable_fast_math
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import TransformerConfig, transformer_preset
 from ..representation import to_free3d
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
+from .loop import fit
 from .run import RunDir, check_run_folder, resume_from, seed_everything, write_json
 
 STAGES = ("masked", "residual", "length")
@@ -69,6 +70,7 @@ class GeneratorTrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
+    precision: str = "fp32"  # "bf16": autocast on the device
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +130,7 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth.
     """
     lifter.eval()
+    device = next(lifter.parameters()).device
     down = lifter.downsampling
     codes, captions, frames = [], [], []
     for cid in tqdm(clip_ids, desc="tokenising", unit="clip", disable=not progress):
@@ -138,8 +141,8 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
             n = (num_frames - o) // down * down
             if n < down:
                 continue
-            traj, limbs = traj_all[o:o + n][None], limbs_all[o:o + n][None]
-            per_offset.append(lifter.quantizer(lifter.encode(traj, limbs)).codes[0])
+            traj, limbs = traj_all[o:o + n][None].to(device), limbs_all[o:o + n][None].to(device)
+            per_offset.append(lifter.quantizer(lifter.encode(traj, limbs)).codes[0].cpu())
         codes.append(per_offset)
         captions.append(read_captions(data, cid))
         frames.append(num_frames)
@@ -155,56 +158,124 @@ def pad_codes(seqs: list[Tensor]) -> tuple[Tensor, Tensor]:
     return out, lengths
 
 
-class TokenBatches:
-    """Random (codes, lengths, text embedding) batches from tokenised clips."""
+def _to(t: Tensor, device: torch.device) -> Tensor:
+    """A small host tensor onto ``device``; pinned first, so the copy does not wait for a GPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t
 
-    def __init__(self, tokens: TokenData, embed: EmbeddingCache) -> None:
-        self.tokens = tokens
+
+class TokenBatches:
+    """Random (codes, lengths, text embedding) batches from tokenised clips.
+
+    Every (clip, offset) code sequence is padded into one tensor on the training
+    device, with the caption embeddings; a batch is drawn on the host from a CPU
+    generator (the same batches on any device) and gathered on the device.
+    """
+
+    def __init__(self, tokens: TokenData, embed: EmbeddingCache,
+                 device: torch.device | str = "cpu") -> None:
+        self.tokens, self.device = tokens, torch.device(device)
         all_caps = sorted({c for caps in tokens.captions for c in caps})
         self.caption_index = {c: i for i, c in enumerate(all_caps)}
-        self.embeddings = embed(all_caps)
+        self.embeddings = embed(all_caps).to(self.device)
+        seqs = [v for versions in tokens.codes for v in versions]
+        self.codes, self.seq_lengths = pad_codes(seqs)
+        self.codes = self.codes.to(self.device)
+        self.num_versions = torch.tensor([len(v) for v in tokens.codes])
+        self.first_version = torch.cumsum(self.num_versions, 0) - self.num_versions
+        caps = [[self.caption_index[c] for c in clip_caps] for clip_caps in tokens.captions]
+        self.num_captions = torch.tensor([len(c) for c in caps])
+        self.first_caption = torch.cumsum(self.num_captions, 0) - self.num_captions
+        self.caption_ids = torch.tensor([c for clip_caps in caps for c in clip_caps])
 
-    def sample(self, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        pick = torch.randint(len(self.tokens.codes), (batch,), generator=generator).tolist()
-        seqs, texts = [], []
-        for i in pick:
-            versions, caps = self.tokens.codes[i], self.tokens.captions[i]
-            seqs.append(versions[int(torch.randint(len(versions), (1,), generator=generator))])
-            texts.append(self.caption_index[caps[int(torch.randint(len(caps), (1,), generator=generator))]])
-        codes, lengths = pad_codes(seqs)
-        return codes, lengths, self.embeddings[texts]
+    def sample(self, batch: int, generator: torch.Generator,
+               rows: slice | None = None) -> dict[str, Tensor]:
+        """``codes`` (b, n, L) padded with -1 and ``text`` (b, text_dim) on the device,
+        ``lengths`` (b,) on the host, for the rows ``rows`` of a global batch; n is the
+        global batch's longest, so every process pads alike, and ``global_lengths`` are
+        the whole batch's (the masking plans are drawn for it)."""
+        pick = torch.randint(len(self.tokens.codes), (batch,), generator=generator)
+        version = self.first_version[pick] + (
+            torch.rand(batch, generator=generator) * self.num_versions[pick]).long()
+        caption = self.caption_ids[self.first_caption[pick] + (
+            torch.rand(batch, generator=generator) * self.num_captions[pick]).long()]
+        lengths = self.seq_lengths[version]
+        n = int(lengths.max())
+        rows = rows if rows is not None else slice(None)
+        return {"codes": self.codes[_to(version[rows], self.device), :n],
+                "text": self.embeddings[_to(caption[rows], self.device)],
+                "lengths": lengths[rows], "global_lengths": lengths}
 
 
 # ---------------------------------------------------------------------------------------
 # the three losses
+#
+# Random choices (which tokens to mask, which layer, which captions to drop) are drawn
+# on the host for the whole global batch from the step's CPU generator, then cut to
+# this process's rows: the same choices on any device and with any number of processes.
 
 
 def _subset(mask: Tensor, prob: float, generator: torch.Generator) -> Tensor:
     return mask & (torch.rand(mask.shape, generator=generator) < prob)
 
 
-def masked_token_loss(model: MaskedTransformer, codes: Tensor, lengths: Tensor, text: Tensor,
-                      generator: torch.Generator, label_smoothing: float = 0.1,
-                      cond_drop_prob: float = 0.1) -> tuple[Tensor, dict]:
-    """MoMask's masked-token objective on layer-0 codes (B, n)."""
-    ids = codes[..., 0] if codes.dim() == 3 else codes
-    b, n = ids.shape
+def masking_plan(lengths: Tensor, n: int, num_tokens: int, generator: torch.Generator, *,
+                 cond_drop_prob: float = 0.1, rows: slice | None = None) -> dict[str, Tensor]:
+    """MoMask's masking of layer 0 for a global batch of ``lengths`` (host tensors).
+
+    Mask round(n cos(pi tau / 2)) tokens (at least one); of those 10% become random
+    tokens, 88% of the rest [MASK], the others stay; drop the text with
+    ``cond_drop_prob``. Returns the rows ``rows`` of pad, mask, randomised, masked_out,
+    random_ids (b, n) and drop (b,).
+    """
+    b = len(lengths)
     pad = torch.arange(n)[None] >= lengths[:, None]
     frac = torch.cos(torch.rand(b, generator=generator) * math.pi / 2)
     num_masked = (lengths * frac).round().clamp(min=1)
     ranks = torch.rand(b, n, generator=generator).masked_fill(pad, 2.0).argsort(1).argsort(1)
     mask = (ranks < num_masked[:, None]) & ~pad
-    labels = torch.where(mask, ids, -100)
     randomised = _subset(mask, 0.1, generator)
     masked_out = _subset(mask & ~randomised, 0.88, generator)
-    x = torch.where(pad, model.pad_id, ids)
-    x = torch.where(randomised, torch.randint(model.config.num_tokens, (b, n), generator=generator), x)
-    x = torch.where(masked_out, model.mask_id, x)
+    random_ids = torch.randint(num_tokens, (b, n), generator=generator)
     drop = torch.rand(b, generator=generator) < cond_drop_prob
-    logits = model(x, model.body.condition(text, drop), pad)
-    loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, label_smoothing=label_smoothing)
-    acc = (logits.argmax(-1) == ids)[mask].float().mean()
-    return loss, {"loss": loss.item(), "acc": acc.item()}
+    rows = rows if rows is not None else slice(None)
+    return {"pad": pad[rows], "mask": mask[rows], "randomised": randomised[rows],
+            "masked_out": masked_out[rows], "random_ids": random_ids[rows], "drop": drop[rows]}
+
+
+def _mean_over_processes(total: Tensor, count: Tensor) -> Tensor:
+    """``total`` / (count summed over processes), scaled so that DDP's gradient average
+    gives the gradient of the global mean (count differs between processes)."""
+    return total * distributed.world_size() / distributed.all_sum(count).clamp_min(1)
+
+
+def masked_loss_from_plan(model: MaskedTransformer, codes: Tensor, text: Tensor,
+                          plan: dict[str, Tensor], label_smoothing: float = 0.1) -> tuple[Tensor, dict]:
+    """Cross-entropy on the masked positions of layer-0 codes (b, n[, L]), on the device."""
+    ids = codes[..., 0] if codes.dim() == 3 else codes
+    plan = {k: _to(v, ids.device) for k, v in plan.items()}
+    mask = plan["mask"]
+    labels = torch.where(mask, ids, -100)
+    x = torch.where(plan["pad"], model.pad_id, ids)
+    x = torch.where(plan["randomised"], plan["random_ids"], x)
+    x = torch.where(plan["masked_out"], model.mask_id, x)
+    logits = model(x, model.body.condition(text, plan["drop"]), plan["pad"])
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100,
+                         label_smoothing=label_smoothing, reduction="sum")
+    count = mask.sum()
+    loss = _mean_over_processes(ce, count)
+    hits = ((logits.argmax(-1) == ids) & mask).sum()
+    return loss, {"loss": loss, "acc": distributed.all_sum(hits) / distributed.all_sum(count).clamp_min(1)}
+
+
+def masked_token_loss(model: MaskedTransformer, codes: Tensor, lengths: Tensor, text: Tensor,
+                      generator: torch.Generator, label_smoothing: float = 0.1,
+                      cond_drop_prob: float = 0.1) -> tuple[Tensor, dict]:
+    """MoMask's masked-token objective on layer-0 codes (B, n) of one whole batch."""
+    plan = masking_plan(lengths.cpu(), codes.shape[1], model.config.num_tokens, generator,
+                        cond_drop_prob=cond_drop_prob)
+    return masked_loss_from_plan(model, codes, text, plan, label_smoothing)
 
 
 def residual_layer_schedule(b: int, layers: int, generator: torch.Generator) -> Tensor:
@@ -213,28 +284,69 @@ def residual_layer_schedule(b: int, layers: int, generator: torch.Generator) -> 
     return (1 - torch.cos(u * math.pi / 2)).mul(layers - 2).round().long() + 1
 
 
+def residual_plan(lengths: Tensor, n: int, layers: int, generator: torch.Generator, *,
+                  cond_drop_prob: float = 0.2, rows: slice | None = None) -> dict[str, Tensor]:
+    """The layer each row predicts, its padding and text dropout (host tensors, ``rows``)."""
+    b = len(lengths)
+    pad = torch.arange(n)[None] >= lengths[:, None]
+    layer = residual_layer_schedule(b, layers, generator)
+    drop = torch.rand(b, generator=generator) < cond_drop_prob
+    rows = rows if rows is not None else slice(None)
+    return {"pad": pad[rows], "layer": layer[rows], "drop": drop[rows],
+            "upto": torch.tensor(int(layer.max()))}
+
+
+def residual_loss_from_plan(model: ResidualTransformer, codes: Tensor, text: Tensor,
+                            plan: dict[str, Tensor], label_smoothing: float = 0.1) -> tuple[Tensor, dict]:
+    b, n, _ = codes.shape
+    upto = int(plan["upto"])  # a host number: the loop over layers needs no device read
+    plan = {k: _to(v, codes.device) for k, v in plan.items() if k != "upto"}
+    layer, pad = plan["layer"], plan["pad"]
+    history = model.history(codes, layer, max_layer=upto)
+    logits = model(history, layer, model.body.condition(text, plan["drop"]), pad)
+    target = codes.gather(2, layer[:, None, None].expand(b, n, 1)).squeeze(-1)
+    labels = torch.where(pad | (target < 0), -100, target)
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100,
+                         label_smoothing=label_smoothing, reduction="sum")
+    valid = labels >= 0
+    count = valid.sum()
+    loss = _mean_over_processes(ce, count)
+    hits = ((logits.argmax(-1) == labels) & valid).sum()
+    return loss, {"loss": loss, "acc": distributed.all_sum(hits) / distributed.all_sum(count).clamp_min(1)}
+
+
 def residual_token_loss(model: ResidualTransformer, codes: Tensor, lengths: Tensor, text: Tensor,
                         generator: torch.Generator, label_smoothing: float = 0.1,
                         cond_drop_prob: float = 0.2) -> tuple[Tensor, dict]:
-    b, n, layers = codes.shape
-    pad = torch.arange(n)[None] >= lengths[:, None]
-    layer = residual_layer_schedule(b, layers, generator)
-    history = model.history(codes, layer)
-    drop = torch.rand(b, generator=generator) < cond_drop_prob
-    logits = model(history, layer, model.body.condition(text, drop), pad)
-    target = codes.gather(2, layer[:, None, None].expand(b, n, 1)).squeeze(-1)
-    labels = torch.where(pad | (target < 0), -100, target)
-    loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, label_smoothing=label_smoothing)
-    acc = (logits.argmax(-1) == labels)[labels >= 0].float().mean()
-    return loss, {"loss": loss.item(), "acc": acc.item()}
+    """MoMask's residual objective: layer j from the summed embeddings of layers < j."""
+    plan = residual_plan(lengths.cpu(), codes.shape[1], codes.shape[2], generator,
+                         cond_drop_prob=cond_drop_prob)
+    return residual_loss_from_plan(model, codes, text, plan, label_smoothing)
 
 
 def length_loss(model: LengthEstimator, lengths: Tensor, text: Tensor) -> tuple[Tensor, dict]:
     logits = model(text)
-    target = lengths.clamp(max=model.max_tokens)
-    loss = F.cross_entropy(logits, target)
+    target = _to(lengths.clamp(max=model.max_tokens), text.device)
+    loss = F.cross_entropy(logits.float(), target)
     acc = (logits.argmax(-1) == target).float().mean()
-    return loss, {"loss": loss.item(), "acc": acc.item()}
+    return loss, {"loss": loss, "acc": acc}
+
+
+class GeneratorStep(nn.Module):
+    """One batch's loss for a generator stage (what DDP wraps)."""
+
+    def __init__(self, stage: str, model: nn.Module, label_smoothing: float) -> None:
+        super().__init__()
+        self.stage, self.model, self.label_smoothing = stage, model, label_smoothing
+
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
+        if self.stage == "masked":
+            return masked_loss_from_plan(self.model, batch["codes"], batch["text"], batch["plan"],
+                                         self.label_smoothing)
+        if self.stage == "residual":
+            return residual_loss_from_plan(self.model, batch["codes"], batch["text"], batch["plan"],
+                                           self.label_smoothing)
+        return length_loss(self.model, batch["lengths"], batch["text"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,10 +361,21 @@ def build_generator_model(cfg: GeneratorTrainConfig, text_dim: int, num_tokens: 
     return (MaskedTransformer if cfg.stage == "masked" else ResidualTransformer)(arch)
 
 
-def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: bool = True) -> Path:
-    """Train (or resume) a masked / residual transformer or length estimator in ``out``."""
+def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: bool = True,
+                    device: str | torch.device = "auto") -> Path:
+    """Train (or resume) a masked / residual transformer or length estimator in ``out``.
+
+    As ``lifting.train``: any device, DDP under ``torchrun`` (``cfg.batch_size`` is the
+    global batch), device-free checkpoints.
+    """
     from .lifting import load_run
 
+    ctx = distributed.setup(device)
+    device = ctx.device
+    enable_fast_math(device)
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
+                         f"{ctx.world} processes")
     run = RunDir(out)
     lifter, mlrq_cfg, skeleton = load_run(cfg.mlrq)
     if mlrq_cfg.stage == "prior":
@@ -269,47 +392,42 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
                   "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},
                   "text_encoder": {"name": encoder.name, "dim": encoder.dim}}
     resume = check_run_folder(run, cfg.to_dict(), lambda d: GeneratorTrainConfig.from_dict(d).to_dict(),
-                              keep=("iters", "checkpoint_every", "log_every"))
+                              keep=("iters", "checkpoint_every", "log_every", "precision"))
+    distributed.barrier()  # every rank has looked at the folder before rank 0 writes to it
     seed_everything(cfg.seed)
-    tokens = tokenize_clips(lifter, cfg.data, read_split(cfg.data, "train"), cfg.offsets, progress)
-    run.path.mkdir(parents=True, exist_ok=True)
-    batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder))
+    tokens = tokenize_clips(lifter.to(device), cfg.data, read_split(cfg.data, "train"), cfg.offsets,
+                            progress and ctx.is_main)
+    if ctx.is_main:
+        run.path.mkdir(parents=True, exist_ok=True)
+    batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device)
     model = build_generator_model(cfg, encoder.dim, lifter.arch.codebook_size, lifter.arch.num_layers)
+    del lifter
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                  weight_decay=cfg.weight_decay)
+                                  weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler) if resume else 0
-    write_json(run.path / "config.json", run_config)
-    model.train()
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, desc=f"train {cfg.stage}",
-               unit="it", disable=not progress)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        codes, lengths, text = batches.sample(cfg.batch_size, sampler)
+    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    if ctx.is_main:
+        write_json(run.path / "config.json", run_config)
+    rows = ctx.rows(cfg.batch_size)
+
+    def next_batch() -> dict:
+        batch = batches.sample(cfg.batch_size, sampler, rows)
+        _, n, layers = batch["codes"].shape
         if cfg.stage == "masked":
-            loss, logs = masked_token_loss(model, codes, lengths, text, sampler, cfg.label_smoothing,
-                                           model.config.cond_drop_prob)
+            batch["plan"] = masking_plan(batch["global_lengths"], n, model.config.num_tokens, sampler,
+                                         cond_drop_prob=model.config.cond_drop_prob, rows=rows)
         elif cfg.stage == "residual":
-            loss, logs = residual_token_loss(model, codes, lengths, text, sampler, cfg.label_smoothing,
-                                             model.config.cond_drop_prob)
-        else:
-            loss, logs = length_loss(model, lengths, text)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; "
-                                     f"last checkpoint is kept in {run.path}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
-            run.log({"step": done, "lr": optimizer.param_groups[0]["lr"],
-                     "seconds": round(time.perf_counter() - t0, 2),
-                     **{k: round(v, 6) for k, v in logs.items()}})
-            bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['acc']:.3f}")
-        if done % cfg.checkpoint_every == 0 or done == cfg.iters:
-            run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
+            batch["plan"] = residual_plan(batch["global_lengths"], n, layers, sampler,
+                                          cond_drop_prob=model.config.cond_drop_prob, rows=rows)
+        return batch
+
+    model.train()
+    fit(run=run, ctx=ctx, model=model, step=GeneratorStep(cfg.stage, model, cfg.label_smoothing),
+        optimizer=optimizer, learning_rate=lambda i: learning_rate(cfg, i), next_batch=next_batch,
+        sampler=sampler, start=start, total=cfg.iters, log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every, precision=cfg.precision, desc=f"train {cfg.stage}",
+        progress=progress)
     return run.path
 
 

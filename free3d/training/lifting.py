@@ -13,19 +13,17 @@ restarted run resumes from, a CSV log and a progress bar.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from torch import nn
 
-from .. import __version__
+from .. import __version__, distributed
 from ..data.motion2d import Motion2DDataset
-from ..device import enable_fast_math, resolve_device
 from ..data.prepared import read_meta
+from ..device import enable_fast_math
 from ..losses import (
     bone_length_loss,
     cycle_loss,
@@ -41,6 +39,7 @@ from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_prese
 from ..models.features import encode_motion
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
+from .loop import fit
 from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
 
 STAGES = ("prior", "mlrq", "rvq3d")
@@ -88,6 +87,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
+    precision: str = "fp32"  # "bf16": autocast on the device (the quantizer stays fp32)
 
     @property
     def total_iters(self) -> int:
@@ -101,6 +101,9 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+# what a resumed run may change: its length, its cadence, its arithmetic
+RESUMABLE_CHANGES = ("iters", "finetune_iters", "checkpoint_every", "log_every", "precision")
 
 # training-budget defaults of each preset (the sizes come from models.autoencoders.PRESETS)
 PRESET_TRAINING = {
@@ -161,9 +164,13 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
 
 @dataclass
 class ClipArrays:
-    """Training clips concatenated along time, for fast vectorised window sampling."""
+    """Training clips concatenated along time, for fast vectorised window sampling.
 
-    arrays: dict[str, np.ndarray]
+    ``arrays`` may live on a GPU (the Bandai 2D set is tens of MB): windows are then
+    gathered there, and only the batch's start frames travel from the host.
+    """
+
+    arrays: dict[str, torch.Tensor]
     starts: np.ndarray
     lengths: np.ndarray
 
@@ -171,15 +178,30 @@ class ClipArrays:
     def stack(cls, clips: list[dict[str, np.ndarray]]) -> ClipArrays:
         lengths = np.array([len(next(iter(c.values()))) for c in clips])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return cls({k: np.concatenate([c[k] for c in clips]) for k in clips[0]}, starts, lengths)
+        return cls({k: torch.from_numpy(np.concatenate([c[k] for c in clips])) for k in clips[0]},
+                   starts, lengths)
 
-    def sample(self, batch: int, window: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.arrays.values())).device
+
+    def to(self, device: torch.device | str) -> ClipArrays:
+        return ClipArrays({k: v.to(device) for k, v in self.arrays.items()}, self.starts, self.lengths)
+
+    def sample(self, batch: int, window: int, generator: torch.Generator,
+               rows: slice | None = None) -> dict[str, torch.Tensor]:
+        """``batch`` random windows (the draws of a CPU ``generator``); ``rows``: keep only
+        those rows of them (this process's share under DDP)."""
         ok = np.flatnonzero(self.lengths >= window)
         pick = ok[torch.randint(len(ok), (batch,), generator=generator).numpy()]
         room = self.lengths[pick] - window + 1
         offset = (torch.rand(batch, generator=generator).numpy() * room).astype(np.int64)
-        idx = (self.starts[pick] + offset)[:, None] + np.arange(window)
-        return {k: torch.from_numpy(v[idx]) for k, v in self.arrays.items()}
+        first = torch.from_numpy(self.starts[pick] + offset)[rows if rows is not None else slice(None)]
+        device = self.device
+        if device.type == "cuda":  # pinned, so the copy does not wait for the GPU
+            first = first.pin_memory().to(device, non_blocking=True)
+        idx = first[:, None] + torch.arange(window, device=device)
+        return {k: v[idx] for k, v in self.arrays.items()}
 
 
 def _mirrored(clip: dict[str, np.ndarray], skeleton: Skeleton) -> dict[str, np.ndarray]:
@@ -260,7 +282,7 @@ def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
 
 def _loss_scales(arrays: ClipArrays, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Spread of 2D limbs and window-relative trajectories (the L2D units)."""
-    limbs = torch.from_numpy(arrays.arrays["limbs2"]).double()
+    limbs = arrays.arrays["limbs2"].double()
     g = torch.Generator().manual_seed(0)
     traj = arrays.sample(256, window, g)["traj2"].double()
     traj = traj - traj[:, :1]
@@ -268,26 +290,34 @@ def _loss_scales(arrays: ClipArrays, window: int) -> tuple[torch.Tensor, torch.T
             traj.reshape(-1, 2).std(0).clamp_min(1e-3).float())
 
 
-class StageStep:
-    """Computes one batch's losses for a stage; returns (total, {name: value})."""
+class StageStep(nn.Module):
+    """One batch's losses for a stage: forward(batch) -> (total, {name: tensor}).
+
+    The model (and the frozen prior) are submodules, so under DDP this module is what
+    ``DistributedDataParallel`` wraps. Logged values stay tensors: reading them would
+    make the host wait for the device on every step.
+    """
 
     def __init__(self, cfg: TrainConfig, model, skeleton: Skeleton, arrays: ClipArrays,
-                 prior: Prior2D | None, device: torch.device | str = "cpu") -> None:
+                 prior: Prior2D | None) -> None:
+        super().__init__()
         self.cfg, self.model, self.skeleton, self.prior = cfg, model, skeleton, prior
-        self.limb_std, self.traj_std = (t.to(device) for t in _loss_scales(arrays, cfg.window))
+        limb_std, traj_std = _loss_scales(arrays, cfg.window)
+        self.register_buffer("limb_std", limb_std, persistent=False)
+        self.register_buffer("traj_std", traj_std, persistent=False)
 
     def _lift(self, traj2: torch.Tensor, limbs2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(traj2, limbs2)
         return out.trajectory, out.limbs
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg, model, s = self.cfg, self.model, self.skeleton
         if cfg.stage == "prior":
             x = model.features(batch["traj2"], batch["limbs2"])
             recon, aux = model.reconstruct(x)
             rec = (recon - x).square().mean()
             total = rec + (cfg.beta * aux if model.kind == "vq" else aux)
-            return total, {"loss": total.item(), "rec": rec.item(), "aux": aux.item()}
+            return total, {"loss": total, "rec": rec, "aux": aux}
         if cfg.stage == "rvq3d":
             if cfg.input_dim == 3:
                 out = model(batch["traj3"], batch["limbs3"])
@@ -299,8 +329,8 @@ class StageStep:
                     - (batch["traj3"] - batch["traj3"][:, :1])).square().mean()
             rec = (limb / self.limb_std.square().mean() + traj / self.traj_std.square().mean())
             total = rec + cfg.beta * out.commit_loss
-            return total, {"loss": total.item(), "rec3d": rec.item(),
-                           "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
+            return total, {"loss": total, "rec3d": rec, "commit": out.commit_loss,
+                           "perplexity": out.perplexity.mean()}
         # ML-RQ: 2D in, 3D out, 3D-free losses only (eq. 9 to 15)
         out = model(batch["traj2"], batch["limbs2"])
         terms = {"l2d": loss_2d(out.trajectory, out.limbs, batch["traj2"], batch["limbs2"],
@@ -338,9 +368,8 @@ class StageStep:
         if cfg.lambda_floor > 0:
             terms["lfloor"] = floor_loss(out.trajectory, out.limbs, s) / self.traj_std.mean().square()
             total = total + cfg.lambda_floor * terms["lfloor"]
-        logs = {"loss": total.item(), **{k: v.item() for k, v in terms.items()},
-                "commit": out.commit_loss.item(), "perplexity": out.perplexity.mean().item()}
-        return total, logs
+        return total, {"loss": total, **terms, "commit": out.commit_loss,
+                       "perplexity": out.perplexity.mean()}
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -354,14 +383,20 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
-          device: str | torch.device = "cpu") -> Path:
+          device: str | torch.device = "auto") -> Path:
     """Train (or resume) a run in ``out`` on ``device``; returns the run folder.
 
-    Weights and checkpoints are saved device-free: a run trained on a GPU loads and
-    resumes on a CPU and the other way round.
+    Under ``torchrun`` the processes share the work (``free3d.distributed``):
+    ``cfg.batch_size`` is the global batch and rank 0 writes the run folder. Weights and
+    checkpoints are saved device-free: a run trained on a GPU loads and resumes on a
+    CPU and the other way round.
     """
-    device = resolve_device(device)
+    ctx = distributed.setup(device)
+    device = ctx.device
     enable_fast_math(device)
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
+                         f"{ctx.world} processes")
     run = RunDir(out)
     meta = read_meta(cfg.data)
     skeleton = get_skeleton(meta["skeleton"])
@@ -369,7 +404,8 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
                   "dataset": {"path": str(cfg.data), "skeleton": skeleton.name,
                               "source": meta.get("source"), "seed": meta.get("seed")}}
     resume = check_run_folder(run, cfg.to_dict(), lambda d: TrainConfig.from_dict(d).to_dict(),
-                              keep=("iters", "finetune_iters", "checkpoint_every", "log_every"))
+                              keep=RESUMABLE_CHANGES)
+    distributed.barrier()  # every rank has looked at the folder before rank 0 writes to it
     seed_everything(cfg.seed)
     arrays = load_training_clips(cfg, skeleton)
     model = build_model(cfg, skeleton)
@@ -386,41 +422,24 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
                              f"or inputs than this {cfg.stage} run")
         model.load_state_dict(init_model.state_dict())
     elif not resume:  # the input normaliser is fitted once, on training data
-        fit = arrays.sample(1024, cfg.window, torch.Generator().manual_seed(cfg.seed))
+        fit_batch = arrays.sample(1024, cfg.window, torch.Generator().manual_seed(cfg.seed))
         key = "traj3" if cfg.stage == "rvq3d" and cfg.input_dim == 3 else "traj2"
-        limbs = fit["limbs3" if key == "traj3" else "limbs2"]
-        model.normalizer.fit(encode_motion(fit[key], limbs, skeleton, cfg.representation))
-    model.to(device)
-    if prior is not None:
-        prior.to(device)
+        limbs = fit_batch["limbs3" if key == "traj3" else "limbs2"]
+        model.normalizer.fit(encode_motion(fit_batch[key], limbs, skeleton, cfg.representation))
+    step = StageStep(cfg, model, skeleton, arrays, prior).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                 betas=(0.9, 0.99))
+                                 betas=(0.9, 0.99), fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler) if resume else 0
-    write_json(run.path / "config.json", run_config)
-    step_fn = StageStep(cfg, model, skeleton, arrays, prior, device)
+    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    if ctx.is_main:
+        write_json(run.path / "config.json", run_config)
+    arrays = arrays.to(device)  # the whole training set on the device; windows are cut there
+    rows = ctx.rows(cfg.batch_size)
     model.train()
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, cfg.total_iters), initial=start, total=cfg.total_iters,
-               desc=f"train {cfg.stage}", unit="it", disable=not progress)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        batch = {k: v.to(device, non_blocking=True)
-                 for k, v in arrays.sample(cfg.batch_size, cfg.window, sampler).items()}
-        loss, logs = step_fn(batch)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; "
-                                     f"last checkpoint is kept in {run.path}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.total_iters:
-            run.log({"step": done, "lr": optimizer.param_groups[0]["lr"],
-                     "seconds": round(time.perf_counter() - t0, 2),
-                     **{k: round(v, 6) for k, v in logs.items()}})
-            bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        if done % cfg.checkpoint_every == 0 or done == cfg.total_iters:
-            run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
+    fit(run=run, ctx=ctx, model=model, step=step, optimizer=optimizer,
+        learning_rate=lambda i: learning_rate(cfg, i),
+        next_batch=lambda: arrays.sample(cfg.batch_size, cfg.window, sampler, rows),
+        sampler=sampler, start=start, total=cfg.total_iters, log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every, precision=cfg.precision,
+        desc=f"train {cfg.stage}", progress=progress)
     return run.path

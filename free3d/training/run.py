@@ -87,7 +87,11 @@ class RunDir:
 
     def load_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
         load_weights(self.path / WEIGHTS, model)
-        state = torch.load(self.path / STATE, map_location="cpu", weights_only=False)
+        try:  # tensors and plain values only: loading a run folder never runs its code
+            state = torch.load(self.path / STATE, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle, zip and torch raise many types for a broken file
+            raise ValueError(f"{self.path / STATE}: cannot read the training state ({type(e).__name__}); "
+                             "remove the run folder or choose another --out") from None
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         return state
@@ -143,9 +147,16 @@ def seed_everything(seed: int) -> None:
 
 
 def resume_from(run: RunDir, model: nn.Module, optimizer: torch.optim.Optimizer,
-                sampler: torch.Generator) -> int:
-    """Load the last checkpoint into model, optimizer and batch sampler; its step."""
+                sampler: torch.Generator, device: torch.device | None = None) -> int:
+    """Load the last checkpoint into model, optimizer and batch sampler; its step.
+
+    The batch sampler is a CPU generator, so a run resumes on any device with the same
+    batches; the CUDA generator (dropout, Gumbel noise) is restored when both the saved
+    run and this one are on CUDA.
+    """
     state = run.load_checkpoint(model, optimizer)
     sampler.set_state(state["sampler_rng"])
+    if device is not None and device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
     run.truncate_log(state["step"])
     return state["step"]

@@ -1,0 +1,90 @@
+"""The optimisation loop every training stage shares, on one device or under DDP.
+
+A stage supplies a *step module* (an ``nn.Module`` whose forward takes a batch and
+returns the loss and a dict of logged tensors) and a batch function; this loop sets
+the learning rate, runs forward and backward (in bf16 autocast when asked), steps
+the optimizer, and logs and checkpoints on schedule.
+
+Nothing on the steps between logs waits for the device: logged values stay tensors
+until a log step, and the check that the loss is finite is folded into a device flag
+that is read only before a log or a checkpoint, so a diverged run raises before it can
+overwrite its last good checkpoint. Under DDP (``free3d.distributed``) the step module
+is wrapped in ``DistributedDataParallel``; rank 0 alone writes logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .. import distributed
+from ..distributed import Context
+from .run import RunDir
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for ``precision="bf16"``; fp32 (TF32 matmuls on CUDA) otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
+        optimizer: torch.optim.Optimizer, learning_rate: Callable[[int], float],
+        next_batch: Callable[[], object], sampler: torch.Generator, start: int, total: int,
+        log_every: int, checkpoint_every: int, precision: str = "fp32", desc: str = "train",
+        progress: bool = True) -> None:
+    """Run steps ``start`` .. ``total`` - 1 of ``step`` (which holds ``model``)."""
+    device = ctx.device
+    forward = step
+    if ctx.world > 1:
+        forward = nn.parallel.DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None,
+            # the codebooks' EMA buffers are updated from the global batch on every rank
+            broadcast_buffers=False)
+    not_finite = torch.zeros((), dtype=torch.bool, device=device)
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="it",
+               disable=not (progress and ctx.is_main))
+    for i in bar:
+        lr = learning_rate(i)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = next_batch()
+        with autocast(device, precision):
+            loss, logs = forward(batch)
+        not_finite |= ~torch.isfinite(loss.detach())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = i + 1
+        log_now = done % log_every == 0 or done == total
+        save_now = done % checkpoint_every == 0 or done == total
+        if not (log_now or save_now):
+            continue
+        if bool(distributed.all_sum(not_finite.int())):
+            raise FloatingPointError(f"the loss stopped being finite before step {done}; "
+                                     f"the last checkpoint is kept in {run.path}")
+        if log_now:
+            names = list(logs)
+            values = distributed.all_mean(torch.stack([logs[k].detach().float() for k in names]))
+            if ctx.is_main:
+                run.log({"step": done, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
+                         **{k: round(v, 6) for k, v in zip(names, values.tolist())}})
+            bar.set_postfix(loss=f"{values[names.index('loss')]:.4f}")
+        if save_now:
+            if ctx.is_main:
+                extra = {"sampler_rng": sampler.get_state()}
+                if device.type == "cuda":
+                    extra["cuda_rng"] = torch.cuda.get_rng_state(device)
+                run.save_checkpoint(model, optimizer, done, extra)
+            distributed.barrier()
