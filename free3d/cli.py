@@ -57,6 +57,23 @@ def _show(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _pack(args: argparse.Namespace) -> None:
+    from .data.pack import pack_dataset
+
+    print(pack_dataset(args.dataset, args.file, overwrite=args.overwrite,
+                       progress=not args.quiet).describe())
+
+
+def _unpack(args: argparse.Namespace) -> None:
+    from .data.pack import unpack_dataset
+    from .data.prepared import read_records
+
+    t0 = time.perf_counter()
+    out = unpack_dataset(args.file, args.dataset, progress=not args.quiet)
+    print(f"unpacked {len(read_records(out))} clips into {out} in {time.perf_counter() - t0:.1f} s; "
+          "every array matches the checksum it was packed with (exact)")
+
+
 def _demo(args: argparse.Namespace) -> None:
     """Until a trained model is bundled, the main job shows the data path end to end."""
     from .data.prepare import format_summary, prepare_dataset
@@ -376,6 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="output file (default ./<clip-id>.<format>)")
     q.add_argument("--format", choices=("gif", "png", "mp4"), default="gif")
     q.set_defaults(func=_show)
+
+    q = data.add_parser("pack", help="a prepared dataset as one compressed file (exact)")
+    q.add_argument("dataset", help="prepared dataset folder")
+    q.add_argument("file", help="file to write (a tar.xz; e.g. bandai-namco.f3d)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_pack)
+
+    q = data.add_parser("unpack", help="a packed dataset back into a prepared dataset folder")
+    q.add_argument("file", help="file written by 'free3d data pack'")
+    q.add_argument("dataset", help="folder to create (must not exist, or be empty)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_unpack)
 
     q = sub.add_parser("demo", help="build the procedural dataset and render previews")
     q.add_argument("--out", default="free3d-demo")

@@ -58,6 +58,26 @@ class ClipRecord:
         return json.dumps(d, ensure_ascii=False)
 
 
+# the arrays of motion2d/<id>.npz, in the order they are written
+MOTION2D_KEYS = ("trajectory", "limbs", "confidence", "camera_azimuth_deg", "camera_elevation_deg",
+                 "camera_scale", "camera_translation")
+
+
+def save_motion2d(path: str | os.PathLike, motion2d: Motion2D) -> None:
+    """Write one clip's motion2d/<id>.npz: float32 2D, float64 camera."""
+    cam = motion2d.camera
+    np.savez(
+        path,
+        trajectory=motion2d.trajectory.astype(np.float32),
+        limbs=motion2d.limbs.astype(np.float32),
+        confidence=motion2d.confidence.astype(np.float32),
+        camera_azimuth_deg=np.float64(cam.azimuth_deg),
+        camera_elevation_deg=np.float64(cam.elevation_deg),
+        camera_scale=np.float64(cam.scale),
+        camera_translation=np.asarray(cam.translation, dtype=np.float64),
+    )
+
+
 def check_clip_id(clip_id: str) -> str:
     if not clip_id or any(c in clip_id for c in '/\\:*?"<>|\n\t ') or clip_id.startswith("."):
         raise ValueError(f"clip id {clip_id!r} is not usable as a file name")
@@ -106,17 +126,7 @@ class DatasetWriter:
         if any("\n" in c for c in captions):
             raise ValueError(f"clip {cid}: a caption contains a line break")
         np.save(self.tmp / MOTION3D_DIR / f"{cid}.npy", joints3d.astype(np.float32))
-        cam = motion2d.camera
-        np.savez(
-            self.tmp / MOTION2D_DIR / f"{cid}.npz",
-            trajectory=motion2d.trajectory.astype(np.float32),
-            limbs=motion2d.limbs.astype(np.float32),
-            confidence=motion2d.confidence.astype(np.float32),
-            camera_azimuth_deg=np.float64(cam.azimuth_deg),
-            camera_elevation_deg=np.float64(cam.elevation_deg),
-            camera_scale=np.float64(cam.scale),
-            camera_translation=np.asarray(cam.translation, dtype=np.float64),
-        )
+        save_motion2d(self.tmp / MOTION2D_DIR / f"{cid}.npz", motion2d)
         (self.tmp / TEXTS_DIR / f"{cid}.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
         self.records.append(record)
 
