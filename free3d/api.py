@@ -1,7 +1,7 @@
 """The Python API: text in, 3D motion out.
 
     from free3d import Free3D
-    model = Free3D.from_pretrained()            # the bundled cpu model
+    model = Free3D.from_pretrained()            # the bundled model, on CUDA when present
     motions = model.generate(["a tired person walks forward"], seconds=4, seed=0, num_samples=3)
     motions[0].joints                            # (80, 21, 3) metres, Y up, 20 fps
     edited = model.edit(motions[0], 1.0, 2.5, "a person jumps")
@@ -9,6 +9,9 @@
 A model folder holds the four trained parts (``mlrq``, ``masked``, ``residual``,
 ``length``; each its config.json + model.safetensors) and ``generator.json``, which names
 the text encoder and the default sampling settings.
+
+Weights are stored device-free (CPU tensors) and moved to the chosen device on loading
+(``from_pretrained(device="cpu")`` to choose); results always come back as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import os
 import shutil
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from torch import Tensor
 
 from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
 from .data.single_view import Camera, project_clip
+from .device import resolve_device, tf32_scope
 from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
@@ -103,10 +108,18 @@ def check_prompt(text) -> str:
 
 
 class Free3D:
+    """A text-to-motion generator on one device.
+
+    ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; the parts
+    are moved there (in place). ``precision``: ``fp32``, ``bf16`` (transformer weights
+    in bfloat16) or ``auto``: on CUDA fp32 weights with TF32 matmuls (resolved as
+    ``tf32``), on the CPU bf16 where the CPU computes it natively, else fp32.
+    """
+
     def __init__(self, *, lifter: MotionLifter, masked: MaskedTransformer, residual: ResidualTransformer,
                  length_estimator: LengthEstimator, text_encoder: TextEncoder,
                  sampling: SamplingConfig | None = None, precision: str = "auto",
-                 fix_bone_lengths: bool = True) -> None:
+                 fix_bone_lengths: bool = True, device: str | torch.device = "auto") -> None:
         if masked.config.num_tokens != lifter.arch.codebook_size or \
                 residual.config.num_quantizers != lifter.arch.num_layers:
             raise ValueError("the transformers were built for another ML-RQ (codebook size or layers differ)")
@@ -115,13 +128,18 @@ class Free3D:
                              f"text encoder {text_encoder.name!r} gives {text_encoder.dim}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.device = resolve_device(device)
+        if precision == "auto" and self.device.type == "cuda":
+            precision = "tf32"  # fp32 weights, TF32 matmuls: near-fp32 samples, fast on any recent GPU
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
-        self.lifter, self.masked, self.residual = lifter.eval(), masked.eval(), residual.eval()
+        parts = (lifter, masked, residual)
+        self.lifter, self.masked, self.residual = (m.eval().to(self.device) for m in parts)
         if precision == "bf16":  # weights cast (not autocast, which turns off the fused inference path)
             self.masked.to(torch.bfloat16)
             self.residual.to(torch.bfloat16)
-        self.length_estimator = length_estimator.eval()
+        self.length_estimator = length_estimator.eval().to(self.device)
+        # the encoder may stay elsewhere (a shared CPU one): its embeddings are moved here
         self.text_encoder, self.skeleton = text_encoder, lifter.skeleton
         self.sampling = sampling or SamplingConfig()
         self.precision, self.fix_bone_lengths = precision, fix_bone_lengths  # the resolved precision
@@ -130,11 +148,17 @@ class Free3D:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, *, text_encoder: str | None = None,
-                        **kwargs) -> Free3D:
-        """Load a model folder; ``None`` or ``"default"`` is the bundled cpu model."""
+                        device: str | torch.device = "auto", **kwargs) -> Free3D:
+        """Load a model folder; ``None`` or ``"default"`` is the bundled model (bandai21-cpu).
+
+        ``device``: where it computes (``auto``: CUDA when present); the weights on disk
+        are CPU tensors, so a folder trained anywhere loads anywhere. ``kwargs`` go to
+        the constructor (``precision=...``).
+        """
         from .training.generation import load_generator_part
         from .training.lifting import load_run
 
+        device = resolve_device(device)  # a bad or absent device fails before any loading
         root = DEFAULT_MODEL if path in (None, "default") else Path(path)
         manifest = read_manifest(root)
         try:
@@ -144,10 +168,10 @@ class Free3D:
             length, _ = load_generator_part(root / "length")
         except (OSError, ValueError, KeyError, RuntimeError) as e:  # safetensors raises several
             raise ModelError(f"cannot load the model in {root}: {e}") from e
-        encoder = get_text_encoder(text_encoder or manifest["text_encoder"])
+        encoder = get_text_encoder(text_encoder or manifest["text_encoder"], device=device)
         sampling = SamplingConfig(**manifest.get("sampling", {}))
         return cls(lifter=lifter, masked=masked, residual=residual, length_estimator=length,
-                   text_encoder=encoder, sampling=sampling, **kwargs)
+                   text_encoder=encoder, sampling=sampling, device=device, **kwargs)
 
     # ---------------------------------------------------------------------------- generate
 
@@ -174,15 +198,17 @@ class Free3D:
         config = self._sampling_config(sampling)
 
         rows = [(p, k) for p in range(len(texts)) for k in range(num_samples)]
+        # CPU generators on every device (their draws are moved): a seed means the same noise everywhere
         gens = [torch.Generator().manual_seed(seed + k) for _, k in rows]
-        emb = self.encode_text(texts)[[p for p, _ in rows]]
-        row_frames = [frames[p] for p, _ in rows]
-        for i, f in enumerate(row_frames):
-            if f is None:
-                row_frames[i] = 4 * self._estimate_tokens(emb[i:i + 1], gens[i])
-        tokens = torch.tensor([math.ceil(f / 4) for f in row_frames])
-        codes = self._sample(emb, tokens, gens, config)
-        raws = self._decode(codes, tokens)
+        with self._compute():
+            emb = self.encode_text(texts)[[p for p, _ in rows]]
+            row_frames = [frames[p] for p, _ in rows]
+            for i, f in enumerate(row_frames):
+                if f is None:
+                    row_frames[i] = 4 * self._estimate_tokens(emb[i:i + 1], gens[i])
+            tokens = torch.tensor([math.ceil(f / 4) for f in row_frames])
+            codes = self._sample(emb, tokens, gens, config)
+            raws = self._decode(codes, tokens)
         motions = []
         for (p, k), raw, f, c, n in zip(rows, raws, row_frames, codes, tokens):
             raw = raw[:f]
@@ -208,8 +234,10 @@ class Free3D:
             raise ValueError(f"this tokeniser reads {dim}D: trajectory (T, {dim}) and limbs "
                              f"(T, {self.skeleton.num_joints - 1}, {dim}); got {trajectory.shape} "
                              f"and {limbs.shape}")
-        codes = self.lifter.tokenize(torch.from_numpy(trajectory)[None], torch.from_numpy(limbs)[None])
-        raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:len(trajectory)]
+        with self._compute():
+            codes = self.lifter.tokenize(torch.from_numpy(trajectory)[None].to(self.device),
+                                         torch.from_numpy(limbs)[None].to(self.device))
+            raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:len(trajectory)]
         rot, t = upright_transform(raw, self.skeleton)
         return raw @ rot.T + t
 
@@ -233,7 +261,8 @@ class Free3D:
                                  f"{self.skeleton.name}, got {joints.shape}")
             if not np.isfinite(joints).all():
                 raise ValueError("motion has NaN or infinite joint positions")
-            codes, frame = self._tokenize(joints)
+            with self._compute():
+                codes, frame = self._tokenize(joints)
         n_frames = len(joints)
         try:
             start_s, end_s = float(start_s), float(end_s)
@@ -248,9 +277,10 @@ class Free3D:
         known[:, t0:t1] = -1
         tokens = torch.tensor([len(codes)])
         gen = [torch.Generator().manual_seed(seed)]
-        emb = self.encode_text([text])
-        new_codes = self._sample(emb, tokens, gen, config, known=known)
-        raw = self._decode(new_codes, tokens)[0][:n_frames]
+        with self._compute():
+            emb = self.encode_text([text])
+            new_codes = self._sample(emb, tokens, gen, config, known=known)
+            raw = self._decode(new_codes, tokens)[0][:n_frames]
         new = raw @ frame[0].T + frame[1]
         out = joints.copy()
         out[f0:f1] = _join(joints, new, f0, f1)
@@ -266,11 +296,21 @@ class Free3D:
         return replace(self.sampling, **overrides)
 
     def encode_text(self, texts: list[str]) -> Tensor:
-        return self.text_encoder.encode(texts)
+        """(N, dim) float32 text embeddings on this model's device."""
+        return self.text_encoder.encode(texts).to(self.device)
+
+    def _compute(self) -> AbstractContextManager[None]:
+        """TF32 on CUDA unless the precision is ``fp32`` (then IEEE fp32, whatever the global flags).
+
+        (``enable_fast_math``'s cudnn benchmark stays off: it would re-tune the decoder's
+        convolutions for every new motion length.)
+        """
+        return tf32_scope(self.device, enabled=self.precision != "fp32")
 
     @torch.inference_mode()
     def _estimate_tokens(self, emb: Tensor, gen: torch.Generator) -> int:
-        logits = self.length_estimator(emb)[0].float()
+        # drawn on the CPU with the sample's CPU generator: the same length on every device
+        logits = self.length_estimator(emb)[0].float().cpu()
         lo, hi = MIN_FRAMES // 4, MAX_FRAMES // 4
         allowed = torch.full_like(logits, float("-inf"))
         allowed[lo:hi + 1] = 0.0
@@ -280,41 +320,45 @@ class Free3D:
     @torch.inference_mode()
     def _sample(self, emb: Tensor, tokens: Tensor, gens: list[torch.Generator], config: SamplingConfig,
                 known: Tensor | None = None) -> Tensor:
+        """Codes (B, n, L) on the CPU, sampled on this model's device."""
+        tokens = tokens.to(self.device)
+        known = None if known is None else known.to(self.device)
         base = sample_base_tokens(self.masked, emb, tokens, config, gens,
                                   None if known is None else known[..., 0])
-        return sample_residual_tokens(self.residual, base, emb, tokens, config, gens, known)
+        return sample_residual_tokens(self.residual, base, emb, tokens, config, gens, known).cpu()
 
     @torch.inference_mode()
     def _decode(self, codes: Tensor, tokens: Tensor) -> list[np.ndarray]:
-        """Codes (B, n, L) -> per sample raw (4 n_b, J, 3) joints in the model's frame."""
+        """Codes (B, n, L) on any device -> per sample raw (4 n_b, J, 3) joints in the model's frame."""
         out: list[np.ndarray | None] = [None] * len(codes)
+        tokens = tokens.cpu()
         for n in tokens.unique().tolist():  # equal lengths decode together, unpadded
             rows = (tokens == n).nonzero().flatten()
-            traj, limbs = self.lifter.decode_codes(codes[rows, :n])
+            traj, limbs = self.lifter.decode_codes(codes[rows.to(codes.device), :n].to(self.device))
             if self.fix_bone_lengths:
-                lengths = torch.from_numpy(self.skeleton.bone_lengths()).to(limbs.dtype)
+                lengths = torch.from_numpy(self.skeleton.bone_lengths()).to(limbs.device, limbs.dtype)
                 limbs = limbs / limbs.norm(dim=-1, keepdim=True).clamp_min(1e-6) * lengths[:, None]
-            joints = from_free3d(traj, limbs, self.skeleton).double().numpy()
+            joints = from_free3d(traj, limbs, self.skeleton).cpu().double().numpy()
             for i, r in enumerate(rows.tolist()):
                 out[r] = joints[i]
         return out
 
     @torch.inference_mode()
     def _tokenize(self, joints: np.ndarray) -> tuple[Tensor, tuple[np.ndarray, np.ndarray]]:
-        """A 3D clip -> ML-RQ codes through a front view, and the frame that maps back.
+        """A 3D clip -> ML-RQ codes (on the CPU) through a front view, and the frame that maps back.
 
         (MoMask's 3D RVQ-VAE, the 3D-supervised baseline, reads the 3D clip itself.)
         """
         n = len(joints)
         if self.lifter.input_dim == 3:
-            traj, limbs = to_free3d(torch.from_numpy(joints).float(), self.skeleton)
-            codes = self.lifter.tokenize(traj[None], limbs[None])[0]
+            traj, limbs = to_free3d(torch.from_numpy(joints).float().to(self.device), self.skeleton)
+            codes = self.lifter.tokenize(traj[None], limbs[None])[0].cpu()
             raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
             return codes, (np.eye(3), joints[0, 0] - raw[0, 0])
         camera = Camera(0.0, 0.0)
         view = project_clip(joints, camera, self.skeleton)
-        codes = self.lifter.tokenize(torch.from_numpy(view.trajectory)[None],
-                                     torch.from_numpy(view.limbs)[None])[0]
+        codes = self.lifter.tokenize(torch.from_numpy(view.trajectory)[None].to(self.device),
+                                     torch.from_numpy(view.limbs)[None].to(self.device))[0].cpu()
         rot = camera.rotation().T / view.camera.scale  # camera frame -> world (ground_truth.camera_to_world)
         raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
         return codes, (rot, joints[0, 0] - raw[0, 0] @ rot.T)

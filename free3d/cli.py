@@ -179,7 +179,7 @@ def _generate(args: argparse.Namespace) -> None:
     sampling = {k: v for k, v in (("guidance", args.guidance), ("residual_guidance", args.residual_guidance),
                                   ("iterations", args.iterations), ("temperature", args.temperature),
                                   ("top_k", args.top_k)) if v is not None}
-    model = Free3D.from_pretrained(args.model, precision=args.precision)
+    model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
     t0 = time.perf_counter()
     motions = model.generate([t for t, _ in prompts], [s for _, s in prompts], seed=args.seed,
                              num_samples=args.num_samples, **sampling)
@@ -200,7 +200,7 @@ def _eval_lift(args: argparse.Namespace) -> None:
     outputs = [(False, False)] + [(True, False)] * args.keep_2d + [(False, True)] * args.rigid_depth
     variants = [(k, r, f) for k, r in outputs for f in (False, True)[:1 + args.mirror_average]]
     rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
-                             keep_2d=k, rigid=r, mirror_average=f)
+                             keep_2d=k, rigid=r, mirror_average=f, device=args.device)
             for k, r, f in variants for m in args.model]
     rows += [evaluate_lifting(args.data, reference=r, split=args.split, progress=not args.quiet)
              for r in args.reference]
@@ -258,7 +258,7 @@ def _eval_physics(args: argparse.Namespace) -> None:
     if args.real:
         sources.append(("real", [load_motion3d(args.data, r.id) for r in records]))
     for label, path in models.items():
-        model = Free3D.from_pretrained(path, precision=args.precision)
+        model = Free3D.from_pretrained(path, precision=args.precision, device=args.device)
         captions = [read_captions(args.data, r.id)[0] for r in records]
         motions = []
         for i in tqdm(range(0, len(records), 32), desc=f"generating ({label})", disable=args.quiet):
@@ -267,7 +267,7 @@ def _eval_physics(args: argparse.Namespace) -> None:
             motions += [m.joints for m in got]
         sources.append((label, motions))
     for label, path in recon.items():
-        model = Free3D.from_pretrained(path)
+        model = Free3D.from_pretrained(path, device=args.device)
         motions = []
         for r in tqdm(records, desc=f"lifting ({label})", disable=args.quiet):
             clip = load_clip2d(args.data, r.id)
@@ -302,7 +302,8 @@ def _eval_generation(args: argparse.Namespace) -> None:
                                mm_generations=args.mm_generations, pool=args.pool, seed=args.seed)
     if cfg.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {cfg.repeats}")
-    loaded = {label: Free3D.from_pretrained(path, precision=args.precision) for label, path in models.items()}
+    loaded = {label: Free3D.from_pretrained(path, precision=args.precision, device=args.device)
+              for label, path in models.items()}
     # With --out, finished steps are kept in OUT.progress.json so that an interrupted run resumes.
     progress_file = None
     if args.out:
@@ -312,7 +313,9 @@ def _eval_generation(args: argparse.Namespace) -> None:
         args.data, args.evaluator, loaded, cfg, progress=not args.quiet, resume=progress_file,
         fingerprint={"models": models, "reconstructions": recon, "precision": args.precision,
                      "what": args.what},
-        reconstructions={label: Free3D.from_pretrained(path) for label, path in recon.items()})
+        reconstructions={label: Free3D.from_pretrained(path, device=args.device)
+                         for label, path in recon.items()},
+        device=args.device)
     columns = COLUMNS
     if args.what == "ablations":  # table 5's MPJPE: each model's ML-RQ lifting the 2D test clips
         from .evaluation.lift import evaluate_lifting
@@ -322,7 +325,7 @@ def _eval_generation(args: argparse.Namespace) -> None:
             path = models.get(row["model"], recon.get(row["model"]))
             root = DEFAULT_MODEL if path in ("default", "") else Path(path)
             lift = evaluate_lifting(args.data, model_path=root / "mlrq", split=args.split,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, device=args.device)
             # one deterministic pass over the test clips: a value without an interval
             row["mpjpe"] = (lift["mpjpe_mm"], None)
             row["pa_mpjpe"] = (lift["pa_mpjpe_mm"], None)
@@ -348,6 +351,14 @@ def _skeletons(args: argparse.Namespace) -> None:
         if args.verbose:
             for j, (name, p) in enumerate(zip(s.joint_names, s.parents)):
                 print(f"  {j:2d} {name:<14} parent {s.joint_names[p] if p >= 0 else '-'}")
+
+
+def add_device(q: argparse.ArgumentParser, *, precision: bool = True) -> None:
+    """``--device`` of an inference command (checked in :func:`main`, before any work)."""
+    from .device import DEVICE_HELP
+
+    note = "; on CUDA, --precision auto is fp32 weights with TF32 matmuls" if precision else ""
+    q.add_argument("--device", default="auto", help=DEVICE_HELP + note)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -542,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bfloat16 transformers where the CPU has native bf16 (about 2x faster), "
                         "else fp32; fp32 gives the same samples on every machine")
+    add_device(q)
     q.set_defaults(func=_generate)
 
     q = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
@@ -571,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(rows '+ mirror average'; flip test-time augmentation)")
     q.add_argument("--json", help="also write the rows as JSON here")
     q.add_argument("--quiet", action="store_true")
+    add_device(q, precision=False)
     q.set_defaults(func=_eval_lift)
 
     q = ev.add_parser("physics", help="grounding: root drift, planted-foot height, foot "
@@ -588,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     q.add_argument("--json", help="also write the table as JSON here")
     q.add_argument("--quiet", action="store_true")
+    add_device(q)
     q.set_defaults(func=_eval_physics)
 
     for what, text in (("generation", "table 1: R-precision, FID, MM-Dist, diversity, multimodality, QM"),
@@ -610,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
         q.add_argument("--out", help="write OUT.md and OUT.json; run again with the same --out to resume")
         q.add_argument("--quiet", action="store_true")
+        add_device(q)
         q.set_defaults(func=_eval_generation)
 
     q = sub.add_parser("skeletons", help="list registered skeletons")
@@ -623,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None) is not None:
+            from .device import resolve_device
+
+            resolve_device(args.device)  # a bad --device is one clear error before any work
         args.func(args)
     except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError,
             ModelError) as e:

@@ -7,6 +7,8 @@ where tensors live while a command runs. Training and inference both use it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI reads DEVICE_HELP before it needs torch
@@ -43,3 +45,35 @@ def enable_fast_math(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s weights live (its inputs go there); the CPU for a model without any."""
+    import torch
+
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+@contextmanager
+def tf32_scope(device: torch.device, *, enabled: bool) -> Iterator[None]:
+    """TF32 matmuls and convolutions on (``enabled``) or off (IEEE fp32) for a block on CUDA.
+
+    The flags are process-wide: setting them for the block and restoring them after
+    keeps an fp32 model (or an evaluation) exact even when a training run's
+    :func:`enable_fast_math` or another model turned TF32 on. Nothing happens on the CPU.
+    """
+    import torch
+
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    matmul.allow_tf32 = cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved

@@ -6,6 +6,10 @@ one batched forward pass per iteration; the text prefix tokens and padding masks
 built once per call. Each sample draws its noise from its own generator, so a sample
 depends on its seed, not on what else is in the batch (up to the float rounding of
 batched kernels, which can flip a near-tie, more often in bfloat16).
+
+Devices: the tokens are sampled on the transformer's device. The generators stay on
+the CPU and their draws are moved there, so a seed gives the same noise on a CPU and
+on a GPU (the samples then differ only by the float rounding of the two devices).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from .device import model_device
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
 
@@ -55,24 +60,26 @@ def top_k_filter(logits: Tensor, threshold: float) -> Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def gumbel_noise(shape: tuple[int, int, int], generators: list[torch.Generator], lengths: Tensor) -> Tensor:
-    """Gumbel(0, 1) noise (B, n, V); row b's first lengths[b] positions from generators[b].
+def gumbel_noise(shape: tuple[int, int, int], generators: list[torch.Generator], lengths: Tensor, *,
+                 device: torch.device | str = "cpu") -> Tensor:
+    """Gumbel(0, 1) noise (B, n, V) on ``device``; row b's first lengths[b] positions from generators[b].
 
     Each row draws only for its own length, so its noise does not depend on how long
-    the other prompts in the batch are.
+    the other prompts in the batch are. The generators are CPU generators: their
+    uniform draws are made on the CPU and moved, whatever ``device`` is.
     """
     b, n, v = shape
     u = torch.full(shape, 0.5)
     for i, (g, length) in enumerate(zip(generators, lengths.tolist())):
         u[i, :length] = torch.rand(length, v, generator=g)
-    return -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+    return -torch.log(-torch.log(u.to(device).clamp(1e-10, 1.0 - 1e-7)))
 
 
 def sample_from_logits(logits: Tensor, temperature: float, top_k: float,
                        generators: list[torch.Generator], lengths: Tensor) -> Tensor:
     """Gumbel-max over the top-k logits: a categorical draw from softmax(logits / t)."""
     filtered = top_k_filter(logits.float(), top_k) / temperature
-    return (filtered + gumbel_noise(filtered.shape, generators, lengths)).argmax(-1)
+    return (filtered + gumbel_noise(filtered.shape, generators, lengths, device=filtered.device)).argmax(-1)
 
 
 def padding_mask(lengths: Tensor, n: int) -> Tensor | None:
@@ -109,13 +116,16 @@ def sample_base_tokens(model: MaskedTransformer, text: Tensor, lengths: Tensor, 
 
     ``known`` (B, n) holds tokens to keep (>= 0) and -1 where to generate (editing).
     Each iteration re-masks the least confident generated tokens on a cosine schedule.
+    Inputs may be on any device; the result is on the model's.
     """
+    device = model_device(model)
+    text, lengths = text.to(device), lengths.to(device)
     b, n = len(lengths), int(lengths.max())
     pad = padding_mask(lengths, n)
-    is_pad = pad if pad is not None else torch.zeros(b, n, dtype=torch.bool)
+    is_pad = pad if pad is not None else torch.zeros(b, n, dtype=torch.bool, device=device)
     if known is None:
-        known = torch.full((b, n), -1, dtype=torch.long)
-    known = known[:, :n]
+        known = torch.full((b, n), -1, dtype=torch.long, device=device)
+    known = known[:, :n].to(device)
     fixed = (known >= 0) | is_pad
     to_generate = (~fixed).sum(1)
     ids = torch.where(is_pad, model.pad_id, torch.where(fixed, known, model.mask_id))
@@ -140,19 +150,25 @@ def sample_base_tokens(model: MaskedTransformer, text: Tensor, lengths: Tensor, 
 def sample_residual_tokens(model: ResidualTransformer, base: Tensor, text: Tensor, lengths: Tensor,
                            config: SamplingConfig, generators: list[torch.Generator],
                            known: Tensor | None = None) -> Tensor:
-    """All L layers (B, n, L) from layer 0; ``known`` (B, n, L) >= 0 entries are kept."""
+    """All L layers (B, n, L) from layer 0; ``known`` (B, n, L) >= 0 entries are kept.
+
+    Inputs may be on any device; the result is on the model's.
+    """
+    device = model_device(model)
+    base, text, lengths = base.to(device), text.to(device), lengths.to(device)
+    known = None if known is None else known.to(device)
     b, n = base.shape
     layers = model.config.num_quantizers
     pad = padding_mask(lengths, n)
-    is_pad = (pad if pad is not None else torch.zeros(b, n, dtype=torch.bool)).unsqueeze(-1)
-    codes = torch.full((b, n, layers), -1, dtype=torch.long)
+    is_pad = (pad if pad is not None else torch.zeros(b, n, dtype=torch.bool, device=device)).unsqueeze(-1)
+    codes = torch.full((b, n, layers), -1, dtype=torch.long, device=device)
     codes[..., 0] = base
     guided = _Guided(model.body, text, config.residual_guidance, pad)
-    history = torch.zeros(b, n, model.config.code_dim, dtype=model.first_embed.dtype)
+    history = torch.zeros(b, n, model.config.code_dim, dtype=model.first_embed.dtype, device=device)
     for j in range(1, layers):
         prev = codes[..., j - 1]
         history = history + model.embed_table(j - 1)[torch.where(prev < 0, model.pad_id, prev)]
-        layer = torch.full((b,), j, dtype=torch.long)
+        layer = torch.full((b,), j, dtype=torch.long, device=device)
         logits = guided(model, history, layer)
         pred = sample_from_logits(logits, config.residual_temperature, config.top_k, generators, lengths)
         if known is not None:

@@ -7,7 +7,9 @@ against the real test motions; R-precision and MM-Dist over pools of 32 pairs;
 Diversity over 300 pairs; MultiModality over ``mm_texts`` captions with
 ``mm_generations`` motions each (10 pairs); QM = sqrt(MultiModality / FID); content and
 style accuracy of the evaluator's classifiers on the generated motions. Reported as
-mean +- 1.96 std / sqrt(repeats).
+mean +- 1.96 std / sqrt(repeats). The evaluator runs on ``device`` in IEEE fp32 (the
+generators on their own device and precision); embeddings come back to the CPU, where the
+metrics are computed in NumPy.
 
 With ``resume=PATH`` every finished (repeat, model) step is written to PATH as it ends;
 running again with the same settings skips those steps, and because every step's seeds
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from ..data.canonical import FPS
 from ..data.prepared import read_records
+from ..device import resolve_device, tf32_scope
 from ..text import get_text_encoder
 from .metrics import diversity, fid, mean_interval, multimodality, quality_multimodality, r_precision
 
@@ -53,29 +56,34 @@ class GenerationEvalConfig:
 class EvaluatorEmbedder:
     """Evaluator embeddings of motions and texts, plus its label predictions."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, device: str | torch.device = "auto") -> None:
         from ..training.evaluator import load_evaluator
 
-        self.model, config = load_evaluator(DEFAULT_EVALUATOR if path in (None, "default") else path)
+        self.device = resolve_device(device)
+        model, config = load_evaluator(DEFAULT_EVALUATOR if path in (None, "default") else path)
+        self.model = model.to(self.device)
         self.config = self.model.config
-        self.text_encoder = get_text_encoder(config["text_encoder"]["name"])
+        self.text_encoder = get_text_encoder(config["text_encoder"]["name"], device=self.device)
 
     @torch.inference_mode()
     def motions(self, clips: list[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, dict]:
         from ..training.evaluator import pad_joints
 
         embs, preds = [], {"content": [], "style": []}
-        for i in range(0, len(clips), batch_size):
-            joints, lengths = pad_joints([np.asarray(c, dtype=np.float32) for c in clips[i:i + batch_size]])
-            raw = self.model.motion_raw(joints, lengths)
-            embs.append(torch.nn.functional.normalize(raw, dim=-1))
-            for name, logits in self.model.classify(raw).items():
-                preds[name].append(logits.argmax(-1))
+        with tf32_scope(self.device, enabled=False):  # exact fp32: the same table on every device
+            for i in range(0, len(clips), batch_size):
+                batch = [np.asarray(c, dtype=np.float32) for c in clips[i:i + batch_size]]
+                joints, lengths = pad_joints(batch)
+                raw = self.model.motion_raw(joints.to(self.device), lengths.to(self.device))
+                embs.append(torch.nn.functional.normalize(raw, dim=-1).cpu())
+                for name, logits in self.model.classify(raw).items():
+                    preds[name].append(logits.argmax(-1).cpu())
         return torch.cat(embs).numpy(), {k: torch.cat(v).numpy() for k, v in preds.items() if v}
 
     @torch.inference_mode()
     def texts(self, texts: list[str]) -> np.ndarray:
-        return self.model.embed_text(self.text_encoder.encode(texts)).numpy()
+        with tf32_scope(self.device, enabled=False):
+            return self.model.embed_text(self.text_encoder.encode(texts).to(self.device)).cpu().numpy()
 
 
 def _accuracy(preds: dict, name: str, target: np.ndarray) -> float:
@@ -134,14 +142,16 @@ def _save_progress(path: Path, fingerprint: dict, steps: dict, seconds: float) -
 def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[str, object],
                         config: GenerationEvalConfig | None = None, *, progress: bool = True,
                         resume: str | Path | None = None, fingerprint: dict | None = None,
-                        reconstructions: dict[str, object] | None = None) -> list[dict]:
+                        reconstructions: dict[str, object] | None = None,
+                        device: str | torch.device = "auto") -> list[dict]:
     """Rows (Real first, then each model) of metric -> (mean, half interval).
 
     ``reconstructions``: label -> model whose tokeniser's round trip of the real test
     clips is scored as one more fixed row (like Real: no sampling, no MultiModality).
     ``resume``: a JSON file recording finished steps (see the module docstring);
     ``fingerprint``: what identifies the models (e.g. their paths), checked on resume
-    together with the data, the evaluator and the config.
+    together with the data, the evaluator and the config. ``device``: the evaluator's
+    (the models compute on the device they were loaded on).
     """
     from ..data.ground_truth import load_motion3d
     from ..data.prepared import read_captions
@@ -152,7 +162,7 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
     for label in set(labels):
         if labels.count(label) > 1:
             raise ValueError(f"row label {label!r} is used twice")
-    emb = EvaluatorEmbedder(evaluator)
+    emb = EvaluatorEmbedder(evaluator, device=device)
     records = [r for r in read_records(data) if r.split == cfg.split]
     if len(records) < cfg.pool:
         raise ValueError(f"{data}: the {cfg.split} split has {len(records)} clips; R-precision needs "

@@ -5,6 +5,9 @@ which way), the root's path in world space and its vertical drift.
 Lifted poses come out in the camera frame of their 2D view, in the 2D's normalised
 units; the clip's stored camera (known to evaluation only) maps them back to world
 metres. Global heading is therefore scored: a lift with its depth mirrored is wrong.
+
+The lifter runs on its device in IEEE fp32 (so a GPU gives the CPU's scores up to
+rounding); lifted clips come back to the CPU (float64) for scoring.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..data.ground_truth import (
 )
 from ..data.motion2d import load_clip2d
 from ..data.prepared import read_meta, read_split
+from ..device import model_device, resolve_device, tf32_scope
 from ..models.autoencoders import pad_frames
 from ..representation import from_free3d, mirror_motion, to_free3d
 from ..rigid_depth import clip_limb_lengths, rigid_depth, rigid_lift
@@ -103,10 +107,13 @@ def lift_clip(model, trajectory: Tensor, limbs: Tensor, skeleton: Skeleton, *,
     ``mirror_average``: also lift the clip's mirror image (:func:`mirror_motion`),
     mirror that lift back and average the two, the flip test-time augmentation of
     2D-to-3D lifting (VideoPose3D). A mirrored body is a valid body, so both are fair guesses.
+    Inputs may be on any device: the model reads them on its own; the result is on the CPU.
     """
     n = trajectory.shape[0]
-    out = model(pad_frames(trajectory[None], model.downsampling), pad_frames(limbs[None], model.downsampling))
-    joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double()
+    dev = model_device(model)
+    out = model(pad_frames(trajectory[None].to(dev), model.downsampling),
+                pad_frames(limbs[None].to(dev), model.downsampling))
+    joints = from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].cpu().double()
     if not mirror_average:
         return joints
     flip_traj, flip_limbs = mirror_motion(trajectory, limbs, skeleton)
@@ -128,10 +135,10 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
     """
     if getattr(model, "input_dim", 2) == 3:  # MoMask's 3D RVQ-VAE: reconstruction, not lifting
         j3 = torch.from_numpy(load_motion3d(data, clip_id)).float()[None]
-        traj, limbs = to_free3d(j3, skeleton)
+        traj, limbs = to_free3d(j3.to(model_device(model)), skeleton)
         n = traj.shape[1]
         out = model(pad_frames(traj, model.downsampling), pad_frames(limbs, model.downsampling))
-        return from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].double().numpy()
+        return from_free3d(out.trajectory, out.limbs, skeleton)[0, :n].cpu().double().numpy()
     clip = load_clip2d(data, clip_id)
     traj, limbs = torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
     cam_joints = lift_clip(model, traj, limbs, skeleton, mirror_average=mirror_average)
@@ -146,18 +153,20 @@ def lift_with_model(model, cfg, data: str | Path, clip_id: str, skeleton, *,
 def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
                      reference: str | None = None, split: str = "test",
                      progress: bool = True, keep_2d: bool = False, rigid: bool = False,
-                     mirror_average: bool = False) -> dict:
+                     mirror_average: bool = False, device: str | torch.device = "auto") -> dict:
     """Scores of a trained run (``model_path``) or a trivial ``reference`` on a split.
 
     ``keep_2d``: score the model's depth on the observed 2D; ``rigid``: the observed 2D
     with rigid-skeleton depth signed by the model; ``mirror_average``: average each lift
-    with that of the mirrored clip (see :func:`lift_with_model`).
+    with that of the mirrored clip (see :func:`lift_with_model`). ``device``: where the
+    model lifts (references compute on the CPU).
     """
     if keep_2d and rigid:
         raise ValueError("keep_2d and rigid are two ways to score the observed 2D; give one")
     if (model_path is None) == (reference is None):
         raise ValueError("give exactly one of a model run folder or a reference "
                          f"({', '.join(REFERENCES)})")
+    device = resolve_device(device)
     skeleton = get_skeleton(read_meta(data)["skeleton"])
     ids = read_split(data, split)
     model = cfg = None
@@ -165,6 +174,7 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
         from ..training.lifting import load_run
 
         model, cfg, model_skel = load_run(model_path)
+        model.to(device)
         if model_skel.name != skeleton.name:
             raise ValueError(f"{model_path} is for skeleton {model_skel.name}; the data is "
                              f"{skeleton.name}")
@@ -192,8 +202,9 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
     for cid in tqdm(ids, desc=f"lifting {split}", unit="clip", disable=not progress):
         target = torch.from_numpy(load_motion3d(data, cid)).double()
         if model is not None:
-            pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d,
-                                                     rigid=rigid, mirror_average=mirror_average))
+            with tf32_scope(device, enabled=False):
+                pred = torch.from_numpy(lift_with_model(model, cfg, data, cid, skeleton, keep_2d=keep_2d,
+                                                         rigid=rigid, mirror_average=mirror_average))
         elif reference == "mean-pose":
             pred = mean_pose_lift(mean_pose, target.shape[0]).double()
         else:

