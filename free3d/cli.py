@@ -102,6 +102,8 @@ def _training_run_options(q: argparse.ArgumentParser) -> None:
                    help="fp32 (default; TF32 matmuls on CUDA) or bf16 autocast (the quantizer "
                         "stays fp32)")
     q.add_argument("--log-every", type=int, help="steps between log.csv rows")
+    q.add_argument("--warmup-iters", type=int, help="steps of linear learning-rate warm-up "
+                   "(default: the preset's)")
     q.add_argument("--quiet", action="store_true")
 
 
@@ -112,7 +114,7 @@ def _train(args: argparse.Namespace) -> None:
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
-        "lambda_cycle", "lambda_floor", "log_every", "precision")}
+        "lambda_cycle", "lambda_floor", "log_every", "precision", "warmup_iters")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -135,7 +137,7 @@ def _train_generator(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "batch_size", "lr", "seed", "checkpoint_every", "log_every", "text_encoder",
-        "precision")}
+        "precision", "warmup_iters")}
     cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
     out = train_generator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")

@@ -37,14 +37,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def enable_fast_math(device: torch.device) -> None:
-    """TF32 matmuls and convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster."""
+def enable_fast_math(device: torch.device, *, fixed_shapes: bool = False) -> None:
+    """TF32 matmuls and convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster.
+
+    ``fixed_shapes``: also let cuDNN time its convolution algorithms once per shape,
+    which pays when every step has the same shapes (fixed training windows) and costs
+    much when they vary (tokenising clips of many lengths).
+    """
     import torch
 
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = fixed_shapes
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

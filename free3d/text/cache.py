@@ -28,7 +28,8 @@ class EmbeddingCache:
         if self.path.is_file():
             data = np.load(self.path, allow_pickle=False)
             if str(data["encoder"]) == encoder.name:
-                self.table = dict(zip(data["texts"].tolist(), data["embeddings"]))
+                # float32 whatever the file holds (a cache shipped in float16 to save space)
+                self.table = dict(zip(data["texts"].tolist(), data["embeddings"].astype(np.float32)))
 
     def __call__(self, texts: list[str]) -> Tensor:
         missing = sorted({t for t in texts if t not in self.table})

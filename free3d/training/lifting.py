@@ -393,7 +393,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
     """
     ctx = distributed.setup(device)
     device = ctx.device
-    enable_fast_math(device)
+    enable_fast_math(device, fixed_shapes=True)  # every step: batch x window frames
     if cfg.batch_size % ctx.world:
         raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
                          f"{ctx.world} processes")

@@ -78,7 +78,7 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
             names = list(logs)
             values = distributed.all_mean(torch.stack([logs[k].detach().float() for k in names]))
             if ctx.is_main:
-                run.log({"step": done, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
+                run.log({"step": done, "lr": lr, "seconds": round(time.perf_counter() - t0, 3),
                          **{k: round(v, 6) for k, v in zip(names, values.tolist())}})
             bar.set_postfix(loss=f"{values[names.index('loss')]:.4f}")
         if save_now:
