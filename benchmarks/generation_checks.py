@@ -88,7 +88,8 @@ def main() -> None:
           f"skating {med['skating_m_s']:.2f} m/s")
     back = model.generate(list(BACKWARDS_PROMPTS), seconds=4, seed=0, num_samples=args.samples)
     along = np.array([m.joints[-1, 0, 2] - m.joints[0, 0, 2] for m in back])  # +Z: first facing
-    print(f"walks backwards ({len(along)} motions): travel along the facing median {np.median(along):+.2f} m, "
+    print(f"walks backwards ({len(along)} motions): travel along the facing median "
+          f"{np.median(along):+.2f} m, "
           f"backwards in {(along < 0).sum()}/{len(along)}")
     for side in ("left", "right"):
         motions = model.generate([f"a person walks and turns {side}"], seconds=4, seed=0,
