@@ -36,7 +36,7 @@ $PY - "$OUT/speed.json" "$MINUTES" "$(( $(date +%s) - START ))" "$OUT/budget.jso
 import json, sys
 speed = json.load(open(sys.argv[1]))["rows"]
 minutes, spent = float(sys.argv[2]), float(sys.argv[3])
-left = minutes * 60 - spent - 150  # reserve: five start-ups, tokenising twice, both evals
+left = minutes * 60 - spent - 240  # reserve: five start-ups, tokenising three times, both evals
 if left < 60:
     sys.exit(f"train_gpu.sh: {minutes} minutes leave {left:.0f} s to train; give more")
 rate = {(r["stage"], r["precision"]): r["steps_per_s"] for r in speed}

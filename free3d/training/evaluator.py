@@ -27,7 +27,7 @@ from ..device import enable_fast_math, resolve_device
 from ..models.evaluator import Evaluator, EvaluatorConfig, position_features
 from ..skeleton import get_skeleton
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
-from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
+from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, start_fresh, write_json
 
 
 @dataclass
@@ -127,6 +127,8 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    if not resume:
+        start_fresh(run)
     write_json(run.path / "config.json", {
         "free3d_version": __version__, "train": cfg.to_dict(), "evaluator": arch.to_dict(),
         "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},

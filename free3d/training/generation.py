@@ -41,7 +41,7 @@ from ..models.token_transformer import TransformerConfig, transformer_preset
 from ..representation import to_free3d
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .loop import fit
-from .run import RunDir, check_run_folder, resume_from, seed_everything, write_json
+from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
 
 STAGES = ("masked", "residual", "length")
 COND_DROP = {"masked": 0.1, "residual": 0.2, "length": 0.0}
@@ -407,6 +407,8 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
                                   weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    if not resume and ctx.is_main:
+        start_fresh(run)
     if ctx.is_main:
         write_json(run.path / "config.json", run_config)
     rows = ctx.rows(cfg.batch_size)

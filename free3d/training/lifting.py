@@ -40,7 +40,7 @@ from ..models.features import encode_motion
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .loop import fit
-from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, write_json
+from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, start_fresh, write_json
 
 STAGES = ("prior", "mlrq", "rvq3d")
 
@@ -431,6 +431,8 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
                                  betas=(0.9, 0.99), fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
     start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    if not resume and ctx.is_main:
+        start_fresh(run)
     if ctx.is_main:
         write_json(run.path / "config.json", run_config)
     arrays = arrays.to(device)  # the whole training set on the device; windows are cut there

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
 import tempfile
@@ -121,23 +122,59 @@ class RunDir:
                     w.writerows(kept)
 
 
+def check_numbers(config: dict) -> None:
+    """One clear error, naming the option, for a step count, batch or rate out of range.
+
+    Called before a run folder is touched, so a bad value leaves nothing on disk.
+    """
+    at_least_one = ("batch_size", "checkpoint_every", "log_every", "window", "offsets")
+    at_least_zero = ("iters", "finetune_iters", "warmup_iters")
+    positive = ("lr", "temperature")
+    for name in at_least_one + at_least_zero:
+        if name in config and (not isinstance(config[name], int) or isinstance(config[name], bool)
+                               or config[name] < (1 if name in at_least_one else 0)):
+            least = 1 if name in at_least_one else 0
+            raise ValueError(f"--{name.replace('_', '-')} must be a whole number of at least {least} "
+                             f"(got {config[name]!r})")
+    for name in positive + ("finetune_lr",):
+        if name in config and not (math.isfinite(config[name]) and
+                                   (config[name] > 0 or name == "finetune_lr" and config[name] == 0)):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number (got {config[name]!r})")
+    if config.get("iters", 1) + config.get("finetune_iters", 0) < 1:
+        raise ValueError("--iters (with --finetune-iters) must add up to at least one step")
+
+
 def check_run_folder(run: RunDir, config: dict, parse, keep: tuple[str, ...]) -> bool:
     """Whether ``run`` resumes; refuses a folder holding another run or something else.
 
     ``config`` is the new run's train config as a dict, ``parse`` turns a stored one into
     the same form (fields added since get their defaults), ``keep`` names the fields a
-    resumed run may change (its length, its checkpoint and log cadence).
+    resumed run may change (its length, its checkpoint and log cadence). A folder whose
+    run never reached a checkpoint holds nothing to keep: it starts again (its old log
+    is dropped), whatever its config was.
     """
+    check_numbers(config)
+    weights, state = (run.path / WEIGHTS).is_file(), (run.path / STATE).is_file()
     if (run.path / CONFIG).exists():
+        if weights and not state:
+            raise ValueError(f"{run.path} holds trained weights but no {STATE}, so it cannot "
+                             "resume; choose another --out (--init-from this folder starts "
+                             "a new run from its weights)")
         old = parse(run.read_config()["train"])
         same = {k: v for k, v in old.items() if k not in keep} == \
             {k: v for k, v in config.items() if k not in keep}
-        if not same:
+        if not same and weights:
             raise ValueError(f"{run.path} holds a run with a different config; "
                              "choose another --out to start a new run")
     elif run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
-    return run.has_checkpoint()
+    return weights and state
+
+
+def start_fresh(run: RunDir) -> None:
+    """Drop the log of an attempt that died before its first checkpoint (its steps are
+    trained again), so each step is logged once."""
+    (run.path / LOG).unlink(missing_ok=True)
 
 
 def seed_everything(seed: int) -> None:
