@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..data.canonical import FPS
 from ..data.prepared import read_records
 from ..device import resolve_device, tf32_scope
-from ..text import get_text_encoder
+from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .metrics import diversity, fid, mean_interval, multimodality, quality_multimodality, r_precision
 
 DEFAULT_EVALUATOR = Path(__file__).resolve().parents[1] / "pretrained" / "bandai21-evaluator"
@@ -63,7 +63,7 @@ class EvaluatorEmbedder:
         model, config = load_evaluator(DEFAULT_EVALUATOR if path in (None, "default") else path)
         self.model = model.to(self.device)
         self.config = self.model.config
-        self.text_encoder = get_text_encoder(config["text_encoder"]["name"], device=self.device)
+        self.text_encoder = _cached(get_text_encoder(config["text_encoder"]["name"], device=self.device))
 
     @torch.inference_mode()
     def motions(self, clips: list[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, dict]:
@@ -84,6 +84,14 @@ class EvaluatorEmbedder:
     def texts(self, texts: list[str]) -> np.ndarray:
         with tf32_scope(self.device, enabled=False):
             return self.model.embed_text(self.text_encoder.encode(texts).to(self.device)).cpu().numpy()
+
+
+def _cached(encoder):
+    """The encoder behind the on-disk caption cache: the test captions are encoded once
+    (and a machine without the encoder's weights evaluates from a shipped cache)."""
+    if isinstance(encoder, EmbeddingCache):
+        return encoder
+    return EmbeddingCache(default_cache_path(encoder.name), encoder)
 
 
 def _accuracy(preds: dict, name: str, target: np.ndarray) -> float:
@@ -151,7 +159,8 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
     ``resume``: a JSON file recording finished steps (see the module docstring);
     ``fingerprint``: what identifies the models (e.g. their paths), checked on resume
     together with the data, the evaluator and the config. ``device``: the evaluator's
-    (the models compute on the device they were loaded on).
+    (the models compute on the device they were loaded on). The models' text encoders
+    are put behind the on-disk caption cache (``free3d.text.cache``).
     """
     from ..data.ground_truth import load_motion3d
     from ..data.prepared import read_captions
@@ -163,6 +172,9 @@ def evaluate_generation(data: str | Path, evaluator: str | Path, models: dict[st
         if labels.count(label) > 1:
             raise ValueError(f"row label {label!r} is used twice")
     emb = EvaluatorEmbedder(evaluator, device=device)
+    for model in [*models.values(), *(reconstructions or {}).values()]:
+        if hasattr(model, "text_encoder"):
+            model.text_encoder = _cached(model.text_encoder)
     records = [r for r in read_records(data) if r.split == cfg.split]
     if len(records) < cfg.pool:
         raise ValueError(f"{data}: the {cfg.split} split has {len(records)} clips; R-precision needs "

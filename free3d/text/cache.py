@@ -31,6 +31,18 @@ class EmbeddingCache:
                 # float32 whatever the file holds (a cache shipped in float16 to save space)
                 self.table = dict(zip(data["texts"].tolist(), data["embeddings"].astype(np.float32)))
 
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def encode(self, texts: list[str]) -> Tensor:
+        """As ``TextEncoder.encode``, through the cache: a cache can stand in for its encoder."""
+        return self(list(texts))
+
     def __call__(self, texts: list[str]) -> Tensor:
         missing = sorted({t for t in texts if t not in self.table})
         if missing:
