@@ -85,3 +85,15 @@ def test_a_damaged_or_hostile_state_file_is_one_clear_error(procedural_dataset, 
     assert _prior(procedural_dataset, out) == 2
     captured = capsys.readouterr()
     assert "HOSTILE CODE RAN" not in captured.out and "state.pt" in captured.err
+
+
+def test_fewer_steps_than_done_is_refused_and_a_different_config_is_named(procedural_dataset, tmp_path,
+                                                                         capsys):
+    out = tmp_path / "run"
+    assert _prior(procedural_dataset, out) == 0
+    config = (out / "config.json").read_text()
+    assert _prior(procedural_dataset, out, "--iters", "2") == 2
+    assert "already at step 4" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == config  # still says what the weights are
+    assert _prior(procedural_dataset, out, "--seed", "5") == 2
+    assert "seed 0 -> 5" in capsys.readouterr().err

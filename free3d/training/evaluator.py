@@ -126,7 +126,7 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    start = resume_from(run, model, optimizer, sampler, device, total=cfg.iters) if resume else 0
     if not resume:
         start_fresh(run)
     write_json(run.path / "config.json", {

@@ -406,7 +406,7 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                                   weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    start = resume_from(run, model, optimizer, sampler, device, total=cfg.iters) if resume else 0
     if not resume and ctx.is_main:
         start_fresh(run)
     if ctx.is_main:

@@ -430,7 +430,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  betas=(0.9, 0.99), fused=device.type == "cuda")
     sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    start = resume_from(run, model, optimizer, sampler, device) if resume else 0
+    start = resume_from(run, model, optimizer, sampler, device, total=cfg.total_iters) if resume else 0
     if not resume and ctx.is_main:
         start_fresh(run)
     if ctx.is_main:

@@ -72,8 +72,9 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
         if not (log_now or save_now):
             continue
         if bool(distributed.all_sum(not_finite.int())):
-            raise FloatingPointError(f"the loss stopped being finite before step {done}; "
-                                     f"the last checkpoint is kept in {run.path}")
+            kept = (f"the last checkpoint is kept in {run.path}" if run.has_checkpoint()
+                    else "no checkpoint had been written yet")
+            raise FloatingPointError(f"the loss stopped being finite before step {done}; {kept}")
         if log_now:
             names = list(logs)
             values = distributed.all_mean(torch.stack([logs[k].detach().float() for k in names]))

@@ -161,10 +161,11 @@ def check_run_folder(run: RunDir, config: dict, parse, keep: tuple[str, ...]) ->
                              "resume; choose another --out (--init-from this folder starts "
                              "a new run from its weights)")
         old = parse(run.read_config()["train"])
-        same = {k: v for k, v in old.items() if k not in keep} == \
-            {k: v for k, v in config.items() if k not in keep}
-        if not same and weights:
-            raise ValueError(f"{run.path} holds a run with a different config; "
+        differ = sorted(k for k in set(old) | set(config)
+                        if k not in keep and old.get(k) != config.get(k))
+        if differ and weights:
+            said = ", ".join(f"{k} {old.get(k)!r} -> {config.get(k)!r}" for k in differ[:4])
+            raise ValueError(f"{run.path} holds a run with a different config ({said}); "
                              "choose another --out to start a new run")
     elif run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"{run.path} exists and is not a free3d run; choose another --out")
@@ -184,14 +185,19 @@ def seed_everything(seed: int) -> None:
 
 
 def resume_from(run: RunDir, model: nn.Module, optimizer: torch.optim.Optimizer,
-                sampler: torch.Generator, device: torch.device | None = None) -> int:
-    """Load the last checkpoint into model, optimizer and batch sampler; its step.
+                sampler: torch.Generator, device: torch.device | None = None, *,
+                total: int) -> int:
+    """Load the last checkpoint into model, optimizer and batch sampler; its step
+    (refused when it is past ``total``, the steps the run is now asked for).
 
     The batch sampler is a CPU generator, so a run resumes on any device with the same
     batches; the CUDA generator (dropout, Gumbel noise) is restored when both the saved
     run and this one are on CUDA.
     """
     state = run.load_checkpoint(model, optimizer)
+    if state["step"] > total:
+        raise ValueError(f"{run.path} is already at step {state['step']}, past the {total} steps "
+                         "asked for; give more --iters to train on, or another --out")
     sampler.set_state(state["sampler_rng"])
     if device is not None and device.type == "cuda" and "cuda_rng" in state:
         torch.cuda.set_rng_state(state["cuda_rng"], device)
