@@ -14,9 +14,12 @@ Both sides have random weights at the ``paper`` sizes (RVQ-VAE / ML-RQ width 512
   after the warm-up call).
 - one training step (forward, loss, backward, optimiser step) on a batch of 32 x 64
   frames: MoMask's RVQ-VAE (its trainer's loss and AdamW, transcribed in momask_ref.py);
-  free3d's ``rvq3d --input-dim 3`` (the same network on 3D input) and ML-RQ (free3d
-  recipe: L2D, Lrec through a frozen paper-size 2D prior, Lori, Lfeat, Lbone, Lknee,
-  Lcycle) with ``StageStep`` and Adam as ``free3d train`` runs them, data sampling excluded.
+  free3d's ``rvq3d --input-dim 3`` (the same network on 3D input) and ML-RQ with
+  ``StageStep`` and Adam as ``free3d train`` runs them, data sampling excluded. ML-RQ:
+  the free3d recipe (the default: L2D, Lrec through a frozen paper-size 2D prior, Lori,
+  Lfeat, Lbone, Lknee, Lcycle) and the paper recipe (eq. 15 only). The ML-RQ's losses run
+  its encoder and decoder, or the prior's, several times per step (Lrec, Lfeat, Lcycle):
+  the GFLOP column shows how much more arithmetic that is than MoMask's step.
 
 Variants are interleaved round by round (the order rotating) and each cell is the median
 of the rounds that no other process disturbed (``momask_ref``'s /proc/stat check).
@@ -158,8 +161,9 @@ def _random_clips(skeleton, n: int = 8, length: int = 200) -> list[dict[str, np.
     return clips
 
 
-def free3d_step(stage: str):
-    """One ``free3d train`` step of ``stage`` (rvq3d with 3D input, or mlrq) at paper sizes."""
+def free3d_step(stage: str, recipe: str = "free3d"):
+    """One ``free3d train`` step of ``stage`` (rvq3d with 3D input, or mlrq with ``recipe``)
+    at paper sizes."""
     from free3d.models.autoencoders import Prior2D, get_preset
     from free3d.skeleton import get_skeleton
     from free3d.training.lifting import ClipArrays, StageStep, build_model, make_config
@@ -167,7 +171,7 @@ def free3d_step(stage: str):
     torch.manual_seed(0)
     skeleton = get_skeleton("bandai21")
     kw = {"prior": "random"} if stage == "mlrq" else {"input_dim": 3}
-    cfg = make_config(stage, "unused", preset="paper", batch_size=BATCH, window=WINDOW, **kw)
+    cfg = make_config(stage, "unused", preset="paper", recipe=recipe, batch_size=BATCH, window=WINDOW, **kw)
     arrays = ClipArrays.stack(_random_clips(skeleton))
     prior = None
     if stage == "mlrq":
@@ -237,6 +241,16 @@ def interleaved(variants: dict, rounds: int, warmup: int, monitor: Monitor, max_
         f"{n}#runs": f"{len(clean[n])}/{len(everything[n])}" for n in names}
 
 
+def count_gflop(fn, mm) -> float:
+    """Forward + backward FLOPs of one call (matmuls, convolutions, attention), in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = mm.make_flop_counter(torch)() if mm is not None else FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
 def profile(name: str, fn, rows: int) -> None:
     from torch.profiler import ProfilerActivity, profile as prof
 
@@ -292,6 +306,7 @@ def main() -> None:
             variants[f"free3d {prec}"] = free3d_generate(prec, b)
         rounds = args.rounds if b == 1 else args.rounds_32
         res = interleaved(variants, rounds, 1, monitor, 2 * rounds)
+        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
         results.append((f"generate {b} prompt{'s' * (b > 1)}, {FRAMES} frames", what, res))
         if args.profile:
             for n, fn in variants.items():
@@ -301,7 +316,9 @@ def main() -> None:
         variants = {} if mm is None else {"MoMask": momask_vq_step(mm)}
         variants["free3d rvq3d"] = free3d_step("rvq3d")
         variants["free3d mlrq"] = free3d_step("mlrq")
+        variants["free3d mlrq-paper"] = free3d_step("mlrq", "paper")
         res = interleaved(variants, args.rounds, 2, monitor, 2 * args.rounds)
+        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
         results.append((f"train step, batch {BATCH} x {WINDOW} frames", "train", res))
         if args.profile:
             for n, fn in variants.items():
@@ -309,13 +326,16 @@ def main() -> None:
 
     print(f"\nmedian of undisturbed rounds (variants interleaved); {args.threads} threads; "
           f"ratio = free3d / MoMask (issue 14 target)\n")
-    print("| measure | MoMask | free3d | ratio | target | met |\n|---|---|---|---|---|---|")
+    print("| measure | MoMask | free3d | ratio | target | met | GFLOP MoMask / free3d |\n"
+          "|---|---|---|---|---|---|---|")
     for title, key, res in results:
         base = res.get("MoMask")
         rows = ([(f"{title}, {k.split()[1]}", k, TARGETS[key]) for k in res
                  if k.startswith("free3d") and "#" not in k] if key != "train" else
                 [("train step, rvq3d --input-dim 3", "free3d rvq3d", TARGETS["rvq3d"]),
-                 ("train step, ML-RQ (free3d recipe)", "free3d mlrq", TARGETS["mlrq"])])
+                 ("train step, ML-RQ (free3d recipe, the default)", "free3d mlrq", TARGETS["mlrq"]),
+                 ("train step, ML-RQ (paper recipe: no Lcycle, Lbone, Lknee)", "free3d mlrq-paper",
+                  TARGETS["mlrq"])])
         for label, k, target in rows:
             mine = res[k]
             if key == "train":
@@ -323,10 +343,11 @@ def main() -> None:
             fmt = (lambda s: f"{s * 1000:.0f} ms") if key != "gen32" else (lambda s: f"{s:.2f} s")
             ratio = mine / base if base else float("nan")
             met = "-" if base is None else ("yes" if ratio <= target else "no")
+            flops = f"{res['MoMask#gflop']:.0f} / " if base else ""
             print(f"| {label} | {fmt(base) if base else '-'} | {fmt(mine)} | {ratio:.2f} | "
-                  f"<= {target} | {met} |")
+                  f"<= {target} | {met} | {flops}{res[k + '#gflop']:.0f} |")
     print("\nundisturbed/all rounds: " + "; ".join(
-        f"{key} {n.split('#')[0]}: {v}" for _, key, res in results for n, v in res.items() if "#" in n))
+        f"{key} {n.split('#')[0]}: {v}" for _, key, res in results for n, v in res.items() if "#runs" in n))
 
 
 if __name__ == "__main__":
