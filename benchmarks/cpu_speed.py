@@ -45,8 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generation_speed import random_model  # noqa: E402
 
-from free3d.precision import auto_precision, cpu_flags, cpu_model, machine_key  # noqa: E402
-from free3d.precision import cache_dir  # noqa: E402
+from free3d.precision import auto_precision, cache_dir, cpu_flags, cpu_model, machine_key  # noqa: E402
 
 TARGETS = {"gen1": 0.5, "gen32": 0.7, "rvq3d": 1.0, "mlrq": 1.5}  # free3d / MoMask, issue 14 item 7
 FRAMES, BATCH, WINDOW = 196, 32, 64
@@ -178,7 +177,8 @@ def free3d_step(stage: str, recipe: str = "free3d"):
         prior = Prior2D(skeleton=skeleton, arch=get_preset("paper"))  # a prior run's representation
         prior.train()
         with torch.no_grad():  # initialise its codebook, then freeze it as load_frozen_prior does
-            prior.reconstruct(prior.features(torch.randn(BATCH, WINDOW, 2), torch.randn(BATCH, WINDOW, 20, 2)))
+            k = skeleton.num_joints - 1
+            prior.reconstruct(prior.features(torch.randn(BATCH, WINDOW, 2), torch.randn(BATCH, WINDOW, k, 2)))
         for p in prior.parameters():
             p.requires_grad_(False)
         prior.eval()
@@ -252,7 +252,8 @@ def count_gflop(fn, mm) -> float:
 
 
 def profile(name: str, fn, rows: int) -> None:
-    from torch.profiler import ProfilerActivity, profile as prof
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
 
     fn()
     with prof(activities=[ProfilerActivity.CPU]) as p:
@@ -264,70 +265,12 @@ def profile(name: str, fn, rows: int) -> None:
 # ---------------------------------------------------------------------------------- main
 
 
-def describe_machine() -> str:
-    flags = cpu_flags()
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    return (f"{cpu_model()}, {os.cpu_count()} CPUs, flags: {' '.join(shown) or '-'}; "
-            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-            f"{torch.get_num_threads()} threads; python {platform.python_version()}")
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds (1 prompt, training steps)")
-    p.add_argument("--rounds-32", type=int, default=3, help="timed rounds for 32 prompts")
-    p.add_argument("--what", nargs="+", default=["gen1", "gen32", "train"], choices=("gen1", "gen32", "train"))
-    p.add_argument("--momask-bench", default=os.environ.get("MOMASK_BENCH"), help="path of momask_ref.py")
-    p.add_argument("--no-fp32", action="store_true", help="only free3d's auto precision")
-    p.add_argument("--profile", action="store_true", help="also print torch.profiler tables")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    mm = load_momask(args.momask_bench)
-    monitor = Monitor(mm)
-    cfg = random_model("paper", "fp32").masked.config
-    auto = auto_precision(cfg.latent_dim, cfg.num_heads, cfg.ff_dim)
-    print(f"machine: {describe_machine()}")
-    print(f"precision auto -> {auto} (verdict cached in {cache_dir() / 'precision.json'} "
-          f"under '{machine_key()}')")
-    if mm is None:
-        print("MoMask: not found (--momask-bench / $MOMASK_BENCH, $MOMASK_REF); free3d only")
-    else:
-        print(f"MoMask: {mm.INFO.get('commit') or os.environ.get('MOMASK_REF')} (momask_ref.py, CLIP stubbed)")
-    precisions = ["fp32"] if auto == "fp32" else (["bf16"] if args.no_fp32 else ["fp32", "bf16"])
-    results = []  # (measure, key, {variant: seconds}, runs)
-
-    for what in ("gen1", "gen32"):
-        if what not in args.what:
-            continue
-        b = 1 if what == "gen1" else 32
-        variants = {} if mm is None else {"MoMask": momask_generate(mm, b)}
-        for prec in precisions:
-            variants[f"free3d {prec}"] = free3d_generate(prec, b)
-        rounds = args.rounds if b == 1 else args.rounds_32
-        res = interleaved(variants, rounds, 1, monitor, 2 * rounds)
-        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
-        results.append((f"generate {b} prompt{'s' * (b > 1)}, {FRAMES} frames", what, res))
-        if args.profile:
-            for n, fn in variants.items():
-                profile(f"{n}, {b} prompt(s)", fn, 25)
-        del variants
-    if "train" in args.what:
-        variants = {} if mm is None else {"MoMask": momask_vq_step(mm)}
-        variants["free3d rvq3d"] = free3d_step("rvq3d")
-        variants["free3d mlrq"] = free3d_step("mlrq")
-        variants["free3d mlrq-paper"] = free3d_step("mlrq", "paper")
-        res = interleaved(variants, args.rounds, 2, monitor, 2 * args.rounds)
-        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
-        results.append((f"train step, batch {BATCH} x {WINDOW} frames", "train", res))
-        if args.profile:
-            for n, fn in variants.items():
-                profile(n, fn, 25)
-
-    print(f"\nmedian of undisturbed rounds (variants interleaved); {args.threads} threads; "
-          f"ratio = free3d / MoMask (issue 14 target)\n")
-    print("| measure | MoMask | free3d | ratio | target | met | GFLOP MoMask / free3d |\n"
-          "|---|---|---|---|---|---|---|")
+def print_table(results: list, threads: int, header: bool = True) -> None:
+    if header:
+        print(f"\nmedian of undisturbed rounds (variants interleaved); {threads} threads; "
+              f"ratio = free3d / MoMask (issue 14 target)\n")
+        print("| measure | MoMask | free3d | ratio | target | met | GFLOP MoMask / free3d |\n"
+              "|---|---|---|---|---|---|---|")
     for title, key, res in results:
         base = res.get("MoMask")
         rows = ([(f"{title}, {k.split()[1]}", k, TARGETS[key]) for k in res
@@ -345,9 +288,78 @@ def main() -> None:
             met = "-" if base is None else ("yes" if ratio <= target else "no")
             flops = f"{res['MoMask#gflop']:.0f} / " if base else ""
             print(f"| {label} | {fmt(base) if base else '-'} | {fmt(mine)} | {ratio:.2f} | "
-                  f"<= {target} | {met} | {flops}{res[k + '#gflop']:.0f} |")
-    print("\nundisturbed/all rounds: " + "; ".join(
-        f"{key} {n.split('#')[0]}: {v}" for _, key, res in results for n, v in res.items() if "#runs" in n))
+                  f"<= {target} | {met} | {flops}{res[k + '#gflop']:.0f} |", flush=True)
+    if header:
+        print("\nundisturbed/all rounds: " + "; ".join(
+            f"{key} {n.split('#')[0]}: {v}" for _, key, res in results for n, v in res.items()
+            if "#runs" in n))
+
+
+def describe_machine() -> str:
+    flags = cpu_flags()
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return (f"{cpu_model()}, {os.cpu_count()} CPUs, flags: {' '.join(shown) or '-'}; "
+            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
+            f"{torch.get_num_threads()} threads; python {platform.python_version()}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds (1 prompt, training steps)")
+    p.add_argument("--rounds-32", type=int, default=3, help="timed rounds for 32 prompts")
+    p.add_argument("--what", nargs="+", default=["gen1", "gen32", "train"],
+                   choices=("gen1", "gen32", "train"))
+    p.add_argument("--momask-bench", default=os.environ.get("MOMASK_BENCH"), help="path of momask_ref.py")
+    p.add_argument("--no-fp32", action="store_true", help="only free3d's auto precision")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler tables")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    mm = load_momask(args.momask_bench)
+    monitor = Monitor(mm)
+    cfg = random_model("paper", "fp32").masked.config
+    auto = auto_precision(cfg.latent_dim, cfg.num_heads, cfg.ff_dim)
+    print(f"machine: {describe_machine()}")
+    print(f"precision auto -> {auto} (verdict cached in {cache_dir() / 'precision.json'} "
+          f"under '{machine_key()}')")
+    if mm is None:
+        print("MoMask: not found (--momask-bench / $MOMASK_BENCH, $MOMASK_REF); free3d only")
+    else:
+        where = mm.INFO.get("commit") or os.environ.get("MOMASK_REF")
+        print(f"MoMask: {where} (momask_ref.py, CLIP stubbed)")
+    precisions = ["fp32"] if auto == "fp32" else (["bf16"] if args.no_fp32 else ["fp32", "bf16"])
+    results = []  # (measure, key, {variant: seconds}, runs)
+
+    for what in ("gen1", "gen32"):
+        if what not in args.what:
+            continue
+        b = 1 if what == "gen1" else 32
+        variants = {} if mm is None else {"MoMask": momask_generate(mm, b)}
+        for prec in precisions:
+            variants[f"free3d {prec}"] = free3d_generate(prec, b)
+        rounds = args.rounds if b == 1 else args.rounds_32
+        res = interleaved(variants, rounds, 1, monitor, 2 * rounds)
+        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
+        results.append((f"generate {b} prompt{'s' * (b > 1)}, {FRAMES} frames", what, res))
+        print_table(results[-1:], args.threads, header=False)
+        if args.profile:
+            for n, fn in variants.items():
+                profile(f"{n}, {b} prompt(s)", fn, 25)
+        del variants
+    if "train" in args.what:
+        variants = {} if mm is None else {"MoMask": momask_vq_step(mm)}
+        variants["free3d rvq3d"] = free3d_step("rvq3d")
+        variants["free3d mlrq"] = free3d_step("mlrq")
+        variants["free3d mlrq-paper"] = free3d_step("mlrq", "paper")
+        res = interleaved(variants, args.rounds, 2, monitor, 2 * args.rounds)
+        res |= {f"{n}#gflop": count_gflop(fn, mm) for n, fn in variants.items()}
+        results.append((f"train step, batch {BATCH} x {WINDOW} frames", "train", res))
+        print_table(results[-1:], args.threads, header=False)
+        if args.profile:
+            for n, fn in variants.items():
+                profile(n, fn, 25)
+
+    print_table(results, args.threads)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ CPU flags alone covers both, so ``auto`` decides by measuring:
 - a CPU without bf16 instructions (no ``avx512_bf16``, ``amx_bf16`` or Arm ``bf16``)
   gets fp32 without measuring (bf16 is emulated there);
 - otherwise one transformer encoder layer of the model's own sizes (width, heads,
-  feed-forward) runs in fp32 and in bf16, interleaved, on the fused inference path that
-  sampling uses, at a 1-prompt and a 8-prompt batch (with guidance: 2 and 16 sequences).
-  bf16 is chosen only if it takes at most ``BF16_MAX_RATIO`` of fp32's time at both
-  sizes, in both of two passes. This costs about half a second, once.
+  feed-forward) runs in fp32 and in bf16, interleaved, on the inference path that
+  sampling uses (``models.token_transformer``), at a 1-prompt and an 8-prompt batch
+  (with guidance: 2 and 16 sequences). bf16 is chosen only if it takes at most
+  ``BF16_MAX_RATIO`` of fp32's time at both sizes, in both of two passes. This costs
+  about half a second, once.
 
 The verdict is cached per CPU model, torch version, thread count and layer sizes in
 ``precision.json`` in free3d's cache folder (``$FREE3D_CACHE``, else
@@ -78,11 +79,17 @@ def machine_key(threads: int | None = None) -> str:
     return f"{cpu_model()} | torch {torch.__version__} | {threads} threads"
 
 
-def _layer(width: int, heads: int, ff: int, dtype: torch.dtype) -> nn.Module:
+def _layer(width: int, heads: int, ff: int, dtype: torch.dtype):
+    """One encoder layer as sampling runs it (packed CPU inference path where available)."""
+    from .models.token_transformer import _PackedEncoder
+
     torch.manual_seed(0)  # the layer's values do not matter, only its speed
     layer = nn.TransformerEncoderLayer(width, heads, ff, 0.0, activation="gelu", batch_first=True,
                                        norm_first=False)
-    return layer.to(dtype).eval()
+    encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False).to(dtype).eval()
+    with torch.inference_mode():
+        packed = _PackedEncoder.of(encoder, torch.zeros(1, 1, width, dtype=dtype))
+    return (lambda x: packed(x, None)) if packed else encoder
 
 
 def measure_bf16_speedup(width: int, heads: int, ff: int, *, tokens: int = 51,

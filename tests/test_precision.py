@@ -11,7 +11,7 @@ import torch
 from free3d import precision as P
 
 XEON = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Fake\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n"
-AMX = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Amx\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+AMX = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Amx\nflags\t\t: avx512f avx512_bf16 amx_bf16 amx_tile\n"
 OLD = "processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse avx2 fma\n"
 ARM = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\nCPU part\t: 0xd4f\n"
 
@@ -141,7 +141,8 @@ def test_free3d_auto_uses_the_measured_verdict(monkeypatch, measured):
                                             codebook_size=cfg.num_tokens), input_dim=2)
     parts = dict(lifter=lifter, length_estimator=LengthEstimator(), text_encoder=get_text_encoder())
     root = P.Path(os.environ["FREE3D_CACHE"])
-    for n, (ratios, expected) in enumerate(((({"2": 1.4, "16": 1.4}, "fp32")), ({"2": 0.5, "16": 0.5}, "bf16"))):
+    cases = (({"2": 1.4, "16": 1.4}, "fp32"), ({"2": 0.5, "16": 0.5}, "bf16"))
+    for n, (ratios, expected) in enumerate(cases):
         monkeypatch.setenv("FREE3D_CACHE", str(root / expected))
         calls = measured(ratios)
         model = Free3D(masked=MaskedTransformer(cfg), residual=ResidualTransformer(cfg), **parts)
