@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import platform
 import statistics
@@ -243,9 +244,14 @@ def interleaved(variants: dict, rounds: int, warmup: int, monitor: Monitor, max_
 
 def count_gflop(fn, mm) -> float:
     """Forward + backward FLOPs of one call (matmuls, convolutions, attention), in GFLOP."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import FlopCounterMode, shape_wrapper
+
+    def packed_linear(x, w, *args, out_shape=None, **kwargs):  # free3d's packed inference path
+        return 2 * math.prod(x[:-1]) * w[0] * w[1]
 
     counter = mm.make_flop_counter(torch)() if mm is not None else FlopCounterMode(display=False)
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        counter.flop_registry[torch.ops.mkldnn._linear_pointwise] = shape_wrapper(packed_linear)
     with counter:
         fn()
     return counter.get_total_flops() / 1e9
