@@ -6,10 +6,11 @@ that names the layer it predicts); tokens get sinusoidal positions; a post-norm 
 ``code_dim``.
 
 Inference on the CPU (eval mode, no autograd) takes :class:`_PackedEncoder`: the same
-layers computed with oneDNN linear kernels on weights packed once (about 1.3x the
-throughput of PyTorch's own fused inference path at sampling's shapes, which re-packs
-every weight on every call) and fused scaled-dot-product attention. It differs from the
-fused path by float rounding only; training and other devices use the modules as they are.
+layers computed with oneDNN linear kernels on weights reordered once into oneDNN's
+layout (about 1.3x the throughput of the MKL GEMMs in PyTorch's own fused inference path
+at sampling's shapes; docs/speed.md) and scaled-dot-product attention. It differs from
+the fused path by float rounding only; training and other devices use the modules as
+they are.
 """
 
 from __future__ import annotations
