@@ -35,6 +35,7 @@ from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
+from .precision import auto_precision_for
 from .representation import from_free3d, to_free3d
 from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
 from .skeleton import Skeleton
@@ -47,20 +48,6 @@ MIN_SECONDS, MAX_SECONDS = MIN_FRAMES / FPS, MAX_FRAMES / FPS
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
-
-    There the transformers run in bfloat16 by default: about 2x faster, and their token
-    distributions stay within ~1e-4 nats (KL) of fp32 (benchmarks/generation_speed.py).
-    Elsewhere bfloat16 is emulated and slower, so fp32 is used.
-    """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class ModelError(RuntimeError):
@@ -132,7 +119,7 @@ class Free3D:
         if precision == "auto" and self.device.type == "cuda":
             precision = "tf32"  # fp32 weights, TF32 matmuls: near-fp32 samples, fast on any recent GPU
         if precision == "auto":
-            precision = "bf16" if cpu_has_bf16() else "fp32"
+            precision = auto_precision_for(masked.config)  # bf16 only where measured faster
         parts = (lifter, masked, residual)
         self.lifter, self.masked, self.residual = (m.eval().to(self.device) for m in parts)
         if precision == "bf16":  # weights cast (not autocast, which turns off the fused inference path)

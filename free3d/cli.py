@@ -553,8 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--temperature", type=float)
     q.add_argument("--top-k", type=float, help="fraction of logits filtered out (default 0.9)")
     q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bfloat16 transformers where the CPU has native bf16 (about 2x faster), "
-                        "else fp32; fp32 gives the same samples on every machine")
+                   help="auto: bfloat16 transformers only where a one-off measurement on this CPU "
+                        "finds them faster (cached; free3d.precision), else fp32; fp32 gives the "
+                        "same samples on every machine")
     add_device(q)
     q.set_defaults(func=_generate)
 

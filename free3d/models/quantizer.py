@@ -94,9 +94,10 @@ class EMACodebook(nn.Module):
         same codebook (the one a single process would have).
         """
         x, codes = distributed.gather_rows(x), distributed.gather_rows(codes)
-        onehot = F.one_hot(codes, self.size).to(x.dtype)  # (N, K)
-        code_sum = onehot.T @ x
-        code_count = onehot.sum(0)
+        # per-code sums and counts of the batch (what MoMask gets from one_hot(codes).T @ x,
+        # without the (N, K) one-hot matmul)
+        code_sum = x.new_zeros(self.size, self.dim).index_add_(0, codes, x)
+        code_count = torch.bincount(codes, minlength=self.size).to(x.dtype)
         random_vectors = self._random_vectors(x)
         self.code_sum.mul_(self.decay).add_(code_sum, alpha=1 - self.decay)
         self.code_count.mul_(self.decay).add_(code_count, alpha=1 - self.decay)
