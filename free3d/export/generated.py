@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,7 @@ def check_output_dir(out: str | os.PathLike, names: list[str], *, overwrite: boo
     """Before any generating: ``out`` is (or can be made) a writable folder and, without
     ``overwrite``, holds no earlier outputs (no entries in generations.json, none of ``names``).
 
-    Nothing is left behind: folders made to test it are removed again.
+    Nothing is left behind: the probe it writes is removed again.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -88,21 +88,15 @@ def check_output_dir(out: str | os.PathLike, names: list[str], *, overwrite: boo
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
         raise ValueError(f"{label} {out}: {existing} is a file, not a folder")
-    made = []
-    try:  # the only sure test (root may write where permissions say no, /proc refuses anyway)
-        for folder in [*reversed(out.parents), out]:
-            if not folder.exists():
-                folder.mkdir()
-                made.append(folder)
-        fd, probe = tempfile.mkstemp(prefix=".free3d-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
+    try:  # the only sure test (root writes where permissions say no; /proc refuses whatever they say)
+        if existing == out:
+            fd, probe = tempfile.mkstemp(prefix=".free3d-probe-", dir=out)
+            os.close(fd)
+            os.unlink(probe)
+        else:  # a private folder where --out's first missing one would go: no race with another run
+            os.rmdir(tempfile.mkdtemp(prefix=".free3d-probe-", dir=existing))
     except OSError as e:
         raise ValueError(f"{label} {out} cannot be made or written: {e.strerror or e}") from None
-    finally:
-        for folder in reversed(made):
-            with suppress(OSError):  # rmdir: never anything another process has put there since
-                folder.rmdir()
     if overwrite:
         return
     entries = read_generations(out)
