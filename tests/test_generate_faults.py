@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from free3d.api import DEFAULT_MODEL, Free3D, ModelError, Motion, read_prompts
 from free3d.cli import main
-from free3d.export import generated
 from free3d.export.generated import save_motions
+from free3d.locks import locked
 from free3d.sampling import SamplingConfig
 from free3d.skeleton import get_skeleton
 
@@ -275,7 +275,7 @@ def test_a_scratch_folder_left_by_a_kill_is_removed_and_a_live_one_kept(tmp_path
     (tmp_path / ".generations.json.x1").write_text("[")
     live = tmp_path / ".free3d-live"
     live.mkdir()
-    with generated._locked(live):  # another process still rendering into it
+    with locked(live):  # another process still rendering into it
         save_motions([_motion(0)], tmp_path, ["npy"])
         assert live.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".free3d-live", "00_a-person-walks_seed0.npy",

@@ -12,18 +12,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from ..locks import hold, locked, remove_abandoned
 from .preview import render_preview
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, so saves into one folder must not overlap there
-    fcntl = None
 
 OUTPUT_FORMATS = ("npy", "gif", "mp4", "png")
 MANIFEST = "generations.json"
@@ -111,35 +105,12 @@ def check_output_dir(out: str | os.PathLike, names: list[str], *, overwrite: boo
                               f"replace, or choose another {label}")
 
 
-@contextmanager
-def _locked(folder: Path, *, wait: bool = True) -> Iterator[bool]:
-    """An exclusive flock on ``folder`` itself (no lock file to leave behind); yields whether it
-    was taken (always, when ``wait``). The kernel drops it when the process ends, however."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if fcntl is None:
-            yield True
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
 def _clean_leftovers(out: Path) -> None:
     """Remove what killed saves left in ``out``: scratch folders no live process holds, and
     manifest temporaries (written only under the folder lock, which the caller holds)."""
-    for path in out.iterdir():
-        if path.name.startswith(SCRATCH) and path.is_dir():
-            with _locked(path, wait=False) as free:
-                if free:
-                    shutil.rmtree(path, ignore_errors=True)
-        elif path.name.startswith(f".{MANIFEST}.") and path.is_file():
-            path.unlink(missing_ok=True)
+    remove_abandoned(out, SCRATCH)
+    for path in out.glob(f".{MANIFEST}.*"):
+        path.unlink(missing_ok=True)
 
 
 def _entry_files(entry: dict) -> set[str]:
@@ -161,12 +132,10 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with _locked(out):  # made and locked before another save can take it for a dead one's
+    with locked(out):  # made and locked before another save can take it for a dead one's
         _clean_leftovers(out)
         scratch = Path(tempfile.mkdtemp(prefix=SCRATCH, dir=out))
-        hold = os.open(scratch, os.O_RDONLY)
-        if fcntl is not None:
-            fcntl.flock(hold, fcntl.LOCK_EX)
+        held = hold(scratch)
     written = []
     try:
         entries = []
@@ -185,7 +154,7 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
                             "seconds": round(m.seconds, 2), "fps": m.fps, "skeleton": m.skeleton.name,
                             "files": files})
         new = set().union(*(_entry_files(e) for e in entries))
-        with _locked(out):  # read, merge and replace the manifest as one step
+        with locked(out):  # read, merge and replace the manifest as one step
             try:
                 old = read_generations(out)
             except ValueError:
@@ -209,5 +178,5 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
                     (out / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        os.close(hold)
+        os.close(held)
     return written
