@@ -706,6 +706,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"free3d: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a folder without write permission: the file and why
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"free3d: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     finally:
         if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
             from .distributed import teardown
