@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -204,6 +205,7 @@ def _generate(args: argparse.Namespace) -> None:
     per_batch = max(1, min(GENERATE_BATCH, model.max_batch(max(frames))[0]) // n)
     batches = [range(i, min(i + per_batch, len(prompts))) for i in range(0, len(prompts), per_batch)]
     motions, numbers, files, seconds = [], [], [], 0.0
+    made_out = not Path(args.out).exists()
     with tqdm(total=len(prompts) * n, desc="generating", unit="motion",
               disable=args.quiet or len(batches) == 1) as bar:
         for b, batch in enumerate(batches):
@@ -216,6 +218,9 @@ def _generate(args: argparse.Namespace) -> None:
                 files += save_motions(got, args.out, formats, prompt_numbers=got_numbers,
                                       replace=args.overwrite and b == 0)
             except OSError as e:  # a full disk, a folder removed meanwhile: no traceback
+                if made_out and not files:  # nothing saved: not even the folder stays
+                    with contextlib.suppress(OSError):
+                        os.rmdir(args.out)
                 raise ValueError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
             motions += got
             numbers += got_numbers

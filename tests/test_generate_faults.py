@@ -306,3 +306,17 @@ def test_prompt_file_shows_progress_and_keeps_finished_batches(tmp_path, capsys,
     assert [e["text"] for e in manifest] == ["a person walks", "a person waves"]
     assert sorted(p.name for p in out.iterdir()) == ["00_a-person-walks_seed0.npy",
                                                      "01_a-person-waves_seed0.npy", "generations.json"]
+
+
+def test_a_full_disk_while_saving_is_one_error_and_leaves_no_scratch(tmp_path, capsys, monkeypatch):
+    import errno
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "save", no_space)
+    out = tmp_path / "out"
+    assert main(["generate", "walk", "--seconds", "2", "--format", "npy", "--out", str(out),
+                 "--device", "cpu"]) == 2
+    assert f"cannot write to --out {out}: No space left on device" in _error(capsys)
+    assert not out.exists()
