@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,43 @@ def seconds_to_frames(seconds: float | str) -> int:
     return min(max(round(value * FPS), MIN_FRAMES), MAX_FRAMES)
 
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; a signed range keeps them portable
+
+
+def check_seed(seed: object, count: int = 1, label: str = "seed") -> int:
+    """``seed`` checked: a whole number such that ``seed .. seed + count - 1`` are all valid seeds."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"{label} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    if not 0 <= seed <= MAX_SEED - (count - 1):
+        uses = f"{count} samples use seeds {seed} to {seed + count - 1}, and " if count > 1 else ""
+        raise ValueError(f"{label} {seed} is out of range: {uses}seeds run from 0 to {MAX_SEED}")
+    return int(seed)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a batch on ``device`` now (None when unknown)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:  # MemAvailable counts the page cache the kernel can give back
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
 def check_prompt(text) -> str:
     if not isinstance(text, str):
         raise TypeError(f"a prompt must be a string, got {type(text).__name__}")
@@ -148,15 +186,17 @@ class Free3D:
         device = resolve_device(device)  # a bad or absent device fails before any loading
         root = DEFAULT_MODEL if path in (None, "default") else Path(path)
         manifest = read_manifest(root)
+        sampling = manifest_sampling(root, manifest)
         try:
+            check_part_skeletons(root, manifest["skeleton"])
             lifter, _, _ = load_run(root / "mlrq")
             masked, _ = load_generator_part(root / "masked")
             residual, _ = load_generator_part(root / "residual")
             length, _ = load_generator_part(root / "length")
         except (OSError, ValueError, KeyError, RuntimeError) as e:  # safetensors raises several
-            raise ModelError(f"cannot load the model in {root}: {e}") from e
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise ModelError(f"cannot load the model in {root}: {msg}") from e
         encoder = get_text_encoder(text_encoder or manifest["text_encoder"], device=device)
-        sampling = SamplingConfig(**manifest.get("sampling", {}))
         return cls(lifter=lifter, masked=masked, residual=residual, length_estimator=length,
                    text_encoder=encoder, sampling=sampling, device=device, **kwargs)
 
@@ -172,17 +212,24 @@ class Free3D:
         up to float rounding; ``precision="fp32"`` for the same samples on every machine).
         ``sampling`` overrides :class:`SamplingConfig` fields (guidance=..., ...).
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        if isinstance(texts, str):
+            texts = [texts]
+        elif not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a prompt or a list of prompts, got {type(texts).__name__}")
         if not texts:
             raise ValueError("no prompts given")
         texts = [check_prompt(t) for t in texts]
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        seed = check_seed(seed, int(num_samples))
         lengths = seconds if isinstance(seconds, (list, tuple)) else [seconds] * len(texts)
         if len(lengths) != len(texts):
             raise ValueError(f"{len(lengths)} lengths for {len(texts)} prompts")
         frames = [None if s is None else seconds_to_frames(s) for s in lengths]
         config = self._sampling_config(sampling)
+        # before any allocation: a batch far beyond memory would crash deep inside torch
+        self.check_batch(len(texts) * num_samples, max(MAX_FRAMES if f is None else f for f in frames),
+                         label=f"num_samples={num_samples} for {len(texts)} prompt(s)")
 
         rows = [(p, k) for p in range(len(texts)) for k in range(num_samples)]
         # CPU generators on every device (their draws are moved): a seed means the same noise everywhere
@@ -203,6 +250,44 @@ class Free3D:
             motions.append(Motion(raw @ rot.T + t, self.skeleton, texts[p], seed + k,
                                   c[:n].numpy(), (rot, t)))
         return motions
+
+    def bytes_per_sample(self, frames: int = MAX_FRAMES) -> int:
+        """A generous estimate of one motion's peak memory while it is sampled and decoded.
+
+        Sampling holds (both guidance branches of) float32 logits over the codebook for
+        every token, and about a dozen temporaries of that size (guidance mix, top-k,
+        Gumbel noise, softmax); the transformers' activations and the decoder's come on top.
+        Measured on the bundled model: 1 to 2.5 MB at 9.8 s, estimated here as about 3.5 MB.
+        """
+        cfg = self.masked.config
+        n = math.ceil(frames / 4) + 1  # tokens and the text prefix
+        logits = 4 * n * cfg.num_tokens
+        layers = 2 * 4 * n * (4 * cfg.latent_dim + cfg.ff_dim) + 2 * 4 * cfg.num_heads * n * n
+        decoder = 4 * frames * (8 * self.lifter.arch.width + 12 * self.skeleton.num_joints)
+        return 16 * logits + layers + decoder
+
+    def max_batch(self, frames: int = MAX_FRAMES) -> tuple[int, int | None]:
+        """(most motions of ``frames`` frames that one call may sample, the free bytes it follows from).
+
+        Half the memory free on this model's device now (the rest is left for everything
+        else), at least 64 motions (a small call is never refused on a guess).
+        """
+        free = available_memory(self.device)
+        if free is None:
+            return 1 << 62, None
+        return max(64, free // 2 // self.bytes_per_sample(frames)), free
+
+    def check_batch(self, count: int, frames: int = MAX_FRAMES, label: str = "num_samples") -> None:
+        """A ValueError naming ``label`` when ``count`` motions of ``frames`` frames would not fit."""
+        limit, free = self.max_batch(frames)
+        if count > limit:
+            each = self.bytes_per_sample(frames)
+            where = "this machine" if self.device.type == "cpu" else str(self.device)
+            raise ValueError(
+                f"{label}: {count} motions of {frames / FPS:g} s in one call would need about "
+                f"{format_bytes(count * each)} of memory ({format_bytes(each)} each), and "
+                f"{where} has {format_bytes(free)} free: at most {limit} per call here, so ask for "
+                "fewer or split them over several calls")
 
     @torch.inference_mode()
     def reconstruct(self, trajectory: np.ndarray, limbs: np.ndarray) -> np.ndarray:
@@ -239,17 +324,9 @@ class Free3D:
         """
         text = check_prompt(text)
         config = self._sampling_config(sampling)
-        if isinstance(motion, Motion):
-            joints, codes, frame = motion.joints, torch.from_numpy(motion.codes), motion.frame
-        else:
-            joints = np.asarray(motion, dtype=np.float64)
-            if joints.ndim != 3 or joints.shape[1:] != (self.skeleton.num_joints, 3):
-                raise ValueError(f"motion must be (T, {self.skeleton.num_joints}, 3) joints of "
-                                 f"{self.skeleton.name}, got {joints.shape}")
-            if not np.isfinite(joints).all():
-                raise ValueError("motion has NaN or infinite joint positions")
-            with self._compute():
-                codes, frame = self._tokenize(joints)
+        seed = check_seed(seed)
+        # every check before the clip is tokenised: a bad clip or span is one clear error
+        joints = self._check_clip(motion.joints if isinstance(motion, Motion) else motion)
         n_frames = len(joints)
         try:
             start_s, end_s = float(start_s), float(end_s)
@@ -258,6 +335,14 @@ class Free3D:
         if not 0 <= start_s < end_s <= n_frames / FPS + 1e-9:
             raise ValueError(f"span {start_s:g}..{end_s:g} s is not inside the motion "
                              f"(0..{n_frames / FPS:g} s)")
+        if isinstance(motion, Motion):
+            codes, frame = torch.from_numpy(motion.codes), motion.frame
+        else:
+            try:
+                with self._compute():
+                    codes, frame = self._tokenize(joints)
+            except ValueError as e:  # e.g. a clip whose torso projects to a point
+                raise ValueError(f"motion: {e}") from None
         f0, f1 = int(math.floor(start_s * FPS)), min(n_frames, int(math.ceil(end_s * FPS)))
         t0, t1 = f0 // 4, math.ceil(f1 / 4)
         known = codes.clone()[None]
@@ -274,6 +359,25 @@ class Free3D:
         return Motion(out, self.skeleton, text, seed, new_codes[0].numpy(), frame)
 
     # ------------------------------------------------------------------------------ pieces
+
+    def _check_clip(self, motion: object) -> np.ndarray:
+        """A clip to edit as (T, J, 3) float64, checked: shape, finite, a length the model knows."""
+        try:
+            joints = np.asarray(motion, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"motion must be (T, {self.skeleton.num_joints}, 3) joint positions, "
+                             f"got {type(motion).__name__}") from None
+        if joints.ndim != 3 or joints.shape[1:] != (self.skeleton.num_joints, 3):
+            raise ValueError(f"motion must be (T, {self.skeleton.num_joints}, 3) joints of "
+                             f"{self.skeleton.name}, got {joints.shape}")
+        # the transformers know 2 to 9.8 s (their position table); outside it they fail in tokens
+        longest = min(MAX_FRAMES, 4 * self.masked.config.max_tokens)
+        if not MIN_FRAMES <= len(joints) <= longest:
+            raise ValueError(f"motion is {len(joints) / FPS:g} s long ({len(joints)} frames at {FPS:g} fps); "
+                             f"this model edits clips of {MIN_SECONDS:g} to {longest / FPS:g} s")
+        if not np.isfinite(joints).all():
+            raise ValueError("motion has NaN or infinite joint positions")
+        return joints
 
     def _sampling_config(self, overrides: dict) -> SamplingConfig:
         unknown = sorted(set(overrides) - set(self.sampling.to_dict()))
@@ -374,13 +478,46 @@ def read_manifest(root: Path) -> dict:
     if not path.is_file():
         raise ModelError(f"{root} is not a free3d model folder (no {MANIFEST})")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{path} is corrupt: {e}") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("text_encoder"), str) or \
+            not isinstance(manifest.get("skeleton"), str):
+        raise ModelError(f"{path} is corrupt: not a free3d generator manifest (it needs "
+                         "\"skeleton\" and \"text_encoder\")")
     missing = [p for p in PARTS if not (Path(root) / p / "model.safetensors").is_file()]
     if missing:
         raise ModelError(f"{root} lacks the weights of {', '.join(missing)}")
     return manifest
+
+
+def check_part_skeletons(root: Path, skeleton: str) -> None:
+    """Every part's config names the manifest's skeleton (else its weights fit another body)."""
+    from .training.run import CONFIG, RunDir
+
+    for part in PARTS:
+        dataset = RunDir(Path(root) / part).read_config().get("dataset")
+        name = dataset.get("skeleton") if isinstance(dataset, dict) else None
+        if name != skeleton:
+            raise ValueError(f"{Path(root) / part / CONFIG} is for skeleton {name}, but "
+                             f"{Path(root) / MANIFEST} says {skeleton}")
+
+
+def manifest_sampling(root: Path, manifest: dict) -> SamplingConfig:
+    """The default sampling settings of a model folder's manifest, checked (errors name the file)."""
+    path = Path(root) / MANIFEST
+    sampling = manifest.get("sampling", {})
+    if not isinstance(sampling, dict):
+        raise ModelError(f"{path}: \"sampling\" must be an object of settings, got {sampling!r}")
+    known = [f.name for f in fields(SamplingConfig)]
+    unknown = sorted(set(sampling) - set(known))
+    if unknown:
+        raise ModelError(f"{path}: unknown sampling setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(known)}")
+    try:
+        return SamplingConfig(**sampling)
+    except ValueError as e:
+        raise ModelError(f"{path}: {e}") from None
 
 
 def assemble_model(*, mlrq: str | os.PathLike, masked: str | os.PathLike, residual: str | os.PathLike,
@@ -436,8 +573,17 @@ def read_prompts(path: str | os.PathLike) -> list[tuple[str, float | None]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no prompt file {path}")
+    data = path.read_bytes()
+    if b"\0" in data:
+        raise ValueError(f"{path} is not a text file (it holds NUL bytes)")
+    try:  # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first prompt
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file "
+                         "as UTF-8") from None
     prompts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         text, sep, length = line.rpartition("#") if "#" in line else (line, "", "")

@@ -9,6 +9,7 @@ with position channels takes them as its local translation in place of its OFFSE
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -71,7 +72,7 @@ def parse_bvh(data: str | bytes, *, source: str = "<bvh>") -> BVHMotion:
         n_frames, frame_time = int(n_frames), float(frame_time)
     except ValueError:
         raise BVHError(f"{source}: expected 'Frames: N' and 'Frame Time: dt' after MOTION") from None
-    if n_frames < 1 or frame_time <= 0:
+    if n_frames < 1 or not frame_time > 0 or not math.isfinite(frame_time):
         raise BVHError(f"{source}: bad header, Frames={n_frames}, Frame Time={frame_time}")
     n_channels = sum(len(j.channels) for j in joints)
     text = lines[2] if len(lines) > 2 else ""
@@ -84,6 +85,9 @@ def parse_bvh(data: str | bytes, *, source: str = "<bvh>") -> BVHMotion:
         raise BVHError(
             f"{source}: truncated or corrupt MOTION data: header says {n_frames} frames x "
             f"{n_channels} channels = {expected} numbers, found {values.size}")
+    if not np.isfinite(values).all():  # (else it fails later, in an SVD, without the file)
+        frame = int(np.argmin(np.isfinite(values).reshape(n_frames, n_channels).all(axis=1)))
+        raise BVHError(f"{source}: NaN or infinite value in the MOTION data (frame {frame + 1})")
     return BVHMotion(tuple(joints), frame_time, values.reshape(n_frames, n_channels))
 
 
@@ -108,6 +112,8 @@ def _parse_hierarchy(text: str, source: str) -> list[BVHJoint]:
         if name is not None:
             if offset is None:
                 raise BVHError(f"{source}: joint {name!r} has no OFFSET")
+            if not all(math.isfinite(v) for v in offset):
+                raise BVHError(f"{source}: joint {name!r} has a NaN or infinite OFFSET")
             parent = next((s for s in reversed(stack[:-1]) if s >= 0), -1)
             joints.append(BVHJoint(name, parent, offset, channels))
             stack[-1] = len(joints) - 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -162,36 +164,88 @@ def _assemble(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+GENERATE_BATCH = 128  # motions sampled together; whole prompts, each saved when done
+SAMPLING_OPTIONS = ("guidance", "residual_guidance", "iterations", "temperature", "top_k")
+
+
 def _generate(args: argparse.Namespace) -> None:
-    from .api import Free3D, check_prompt, read_prompts, seconds_to_frames
-    from .export.generated import parse_formats, save_motions
+    from tqdm import tqdm
+
+    from .api import Free3D, check_prompt, check_seed, read_prompts, seconds_to_frames
+    from .data.canonical import MAX_FRAMES
+    from .export.generated import check_output_dir, output_stem, parse_formats, save_motions
+    from .sampling import check_sampling_value
 
     # everything is checked before the model loads or a file is written
     formats = parse_formats(args.format)
+    if args.seconds is not None:
+        try:
+            seconds_to_frames(args.seconds)
+        except ValueError as e:
+            raise ValueError(f"--seconds: {e}") from None
     prompts = [(check_prompt(t), args.seconds) for t in args.text]
     if args.prompts:
         prompts += read_prompts(args.prompts)
     if not prompts:
         raise ValueError("no prompt: give TEXT or --prompts FILE")
-    for _, s in prompts:
-        if s is not None:
-            seconds_to_frames(s)
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}")
-    sampling = {k: v for k, v in (("guidance", args.guidance), ("residual_guidance", args.residual_guidance),
-                                  ("iterations", args.iterations), ("temperature", args.temperature),
-                                  ("top_k", args.top_k)) if v is not None}
+    frames = [MAX_FRAMES if s is None else seconds_to_frames(s) for _, s in prompts]
+    n = args.num_samples
+    if n < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {n}")
+    check_seed(args.seed, n, "--seed")
+    sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
+                for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
+    names = [f"{output_stem(p, t, args.seed + k)}.{fmt}" for p, (t, _) in enumerate(prompts)
+             for k in range(n) for fmt in formats]
+    check_output_dir(args.out, names, overwrite=args.overwrite)
     model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
-    t0 = time.perf_counter()
-    motions = model.generate([t for t, _ in prompts], [s for _, s in prompts], seed=args.seed,
-                             num_samples=args.num_samples, **sampling)
-    seconds = time.perf_counter() - t0
-    numbers = [p for p in range(len(prompts)) for _ in range(args.num_samples)]
-    files = save_motions(motions, args.out, formats, prompt_numbers=numbers)
+    model.check_batch(n, max(frames), label=f"--num-samples {n}")  # the limit follows from free memory
+
+    # whole prompts per batch, each batch saved as it finishes: a kill keeps what was done
+    per_batch = max(1, min(GENERATE_BATCH, model.max_batch(max(frames))[0]) // n)
+    batches = [range(i, min(i + per_batch, len(prompts))) for i in range(0, len(prompts), per_batch)]
+    motions, numbers, files, seconds = [], [], [], 0.0
+    made_out = not Path(args.out).exists()
+    with tqdm(total=len(prompts) * n, desc="generating", unit="motion",
+              disable=args.quiet or len(batches) == 1) as bar:
+        for b, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            got = model.generate([prompts[p][0] for p in batch], [prompts[p][1] for p in batch],
+                                 seed=args.seed, num_samples=n, **sampling)
+            seconds += time.perf_counter() - t0
+            got_numbers = [p for p in batch for _ in range(n)]
+            try:
+                files += save_motions(got, args.out, formats, prompt_numbers=got_numbers,
+                                      replace=args.overwrite and b == 0)
+            except OSError as e:  # a full disk, a folder removed meanwhile: no traceback
+                if made_out and not files:  # nothing saved: not even the folder stays
+                    with contextlib.suppress(OSError):
+                        os.rmdir(args.out)
+                raise ValueError(f"cannot write to --out {args.out}: {e.strerror or e}") from None
+            motions += got
+            numbers += got_numbers
+            bar.update(len(got))
     print(f"generated {len(motions)} motion(s) in {seconds:.2f} s")
-    for m, n in zip(motions, numbers):
-        print(f"  [{n}] {m.text!r} seed {m.seed}: {m.seconds:.2f} s ({m.num_frames} frames)")
+    for m, p in zip(motions, numbers):
+        print(f"  [{p}] {m.text!r} seed {m.seed}: {m.seconds:.2f} s ({m.num_frames} frames)")
     print(f"wrote {len(files)} file(s) to {args.out}")
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Before any work: ``path`` can be written (its folder exists and takes a file)."""
+    import tempfile
+
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{option} {path} is a folder, not a file")
+    if not target.parent.is_dir():
+        raise ValueError(f"{option} {path}: no folder {target.parent}")
+    try:  # a real test: permissions say nothing for root, and /proc refuses whatever they say
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{option} {path} cannot be written: {e.strerror or e}") from None
 
 
 def _eval_lift(args: argparse.Namespace) -> None:
@@ -199,6 +253,8 @@ def _eval_lift(args: argparse.Namespace) -> None:
 
     from .evaluation.lift import evaluate_lifting
 
+    if args.json:
+        check_output_file(args.json, "--json")
     outputs = [(False, False)] + [(True, False)] * args.keep_2d + [(False, True)] * args.rigid_depth
     variants = [(k, r, f) for k, r in outputs for f in (False, True)[:1 + args.mirror_average]]
     rows = [evaluate_lifting(args.data, model_path=m, split=args.split, progress=not args.quiet,
@@ -246,6 +302,8 @@ def _eval_physics(args: argparse.Namespace) -> None:
 
     models = labelled(args.model, "--model")
     recon = labelled(args.reconstruction, "--reconstruction")
+    if args.json:
+        check_output_file(args.json, "--json")
     if not (args.real or models or recon):
         raise ValueError("nothing to evaluate: give --real, --model LABEL=DIR and/or "
                          "--reconstruction LABEL=DIR")
@@ -545,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--num-samples", type=int, default=1, help="motions per prompt (seeds seed, seed+1, ...)")
     q.add_argument("--out", default="free3d-out", help="output folder")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs already in --out (default: refuse to touch them)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
@@ -650,6 +711,10 @@ def main(argv: list[str] | None = None) -> int:
             ModelError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"free3d: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a folder without write permission: the file and why
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"free3d: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     finally:
         if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly

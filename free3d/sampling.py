@@ -15,7 +15,8 @@ on a GPU (the samples then differ only by the float rounding of the two devices)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor
@@ -23,6 +24,31 @@ from torch import Tensor
 from .device import model_device
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
+
+# The accepted range of each sampling setting: (low, high, whole number, high included).
+# Wide enough for any sensible use; beyond it a sample is noise or one repeated token.
+SAMPLING_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "iterations": (1, 1000, True, True),
+    "guidance": (0.0, 100.0, False, True),  # 0: unconditional, 1: conditional only
+    "residual_guidance": (0.0, 100.0, False, True),
+    "top_k": (0.0, 1.0, False, False),  # the fraction of logits filtered out
+    "temperature": (1e-3, 100.0, False, True),  # smaller ones divide the logits into inf
+    "residual_temperature": (1e-3, 100.0, False, True),
+}
+
+
+def check_sampling_value(name: str, value: object, label: str | None = None) -> int | float:
+    """``value`` of the sampling setting ``name`` as an int or float, or a ValueError naming
+    ``label`` (the option as the caller spelled it; default the field name)."""
+    low, high, whole, closed = SAMPLING_RANGES[name]
+    kind = "a whole number" if whole else "a finite number"
+    ok_type = isinstance(value, numbers.Integral if whole else numbers.Real) and not isinstance(value, bool)
+    # (an int is always finite; math.isfinite would overflow on a huge one)
+    finite = ok_type and (isinstance(value, numbers.Integral) or math.isfinite(value))
+    if not (finite and low <= value and (value <= high if closed else value < high)):
+        upto = f"to {high:g}" if closed else f"up to (not including) {high:g}"
+        raise ValueError(f"{label or name} must be {kind} from {low:g} {upto}, got {value!r}")
+    return int(value) if whole else float(value)
 
 
 @dataclass
@@ -35,12 +61,9 @@ class SamplingConfig:
     residual_temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
-        if not 0.0 <= self.top_k < 1.0:
-            raise ValueError(f"top_k is the fraction of logits filtered out, in [0, 1); got {self.top_k}")
-        if self.temperature <= 0 or self.residual_temperature <= 0:
-            raise ValueError("temperatures must be positive")
+        # a NaN guidance makes every logit NaN and every token 0: checked here, for every caller
+        for f in fields(self):
+            setattr(self, f.name, check_sampling_value(f.name, getattr(self, f.name)))
 
     def to_dict(self) -> dict:
         return asdict(self)

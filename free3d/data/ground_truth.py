@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prepared import MOTION2D_DIR, MOTION3D_DIR, DatasetError, read_split
+from .prepared import MOTION2D_DIR, MOTION2D_KEYS, MOTION3D_DIR, DatasetError, load_arrays, read_split
 from .single_view import Camera
 
 
@@ -20,7 +20,7 @@ def load_motion3d(root: str | os.PathLike, clip_id: str) -> np.ndarray:
     path = Path(root) / MOTION3D_DIR / f"{clip_id}.npy"
     if not path.is_file():
         raise DatasetError(f"{root}: no 3D motion for clip {clip_id!r}")
-    return np.load(path)
+    return load_arrays(path)
 
 
 def load_split3d(root: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
@@ -32,9 +32,9 @@ def load_camera(root: str | os.PathLike, clip_id: str) -> Camera:
     path = Path(root) / MOTION2D_DIR / f"{clip_id}.npz"
     if not path.is_file():
         raise DatasetError(f"{root}: no 2D motion for clip {clip_id!r}")
-    with np.load(path) as z:
-        return Camera(float(z["camera_azimuth_deg"]), float(z["camera_elevation_deg"]),
-                      float(z["camera_scale"]), tuple(float(v) for v in z["camera_translation"]))
+    z = load_arrays(path, MOTION2D_KEYS[3:])  # the camera_* arrays
+    return Camera(float(z["camera_azimuth_deg"]), float(z["camera_elevation_deg"]),
+                  float(z["camera_scale"]), tuple(float(v) for v in z["camera_translation"]))
 
 
 def world_to_camera(joints: np.ndarray, camera: Camera) -> np.ndarray:

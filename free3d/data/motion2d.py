@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..skeleton import Skeleton, get_skeleton
-from .prepared import MOTION2D_DIR, DatasetError, read_captions, read_meta, read_split
+from .prepared import MOTION2D_DIR, DatasetError, load_arrays, read_captions, read_meta, read_split
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ def load_clip2d(root: str | os.PathLike, clip_id: str) -> Clip2D:
     path = Path(root) / MOTION2D_DIR / f"{clip_id}.npz"
     if not path.is_file():
         raise DatasetError(f"{root}: no 2D motion for clip {clip_id!r}")
-    with np.load(path) as z:
-        traj, limbs, conf = z["trajectory"], z["limbs"], z["confidence"]
+    z = load_arrays(path, ("trajectory", "limbs", "confidence"))
+    traj, limbs, conf = z["trajectory"], z["limbs"], z["confidence"]
     return Clip2D(clip_id, traj, limbs, conf, tuple(read_captions(root, clip_id)))
 
 

@@ -20,11 +20,13 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..locks import hold, remove_abandoned
 from .single_view import Motion2D
 
 FORMAT_VERSION = 1
@@ -78,6 +80,19 @@ def save_motion2d(path: str | os.PathLike, motion2d: Motion2D) -> None:
     )
 
 
+def load_arrays(path: Path, keys: tuple[str, ...] | None = None) -> np.ndarray | dict[str, np.ndarray]:
+    """A .npy array, or the ``keys`` arrays of a .npz, of a prepared dataset; a DatasetError
+    naming the file when it is damaged (numpy would blame ``allow_pickle``)."""
+    try:
+        if keys is None:
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path} is damaged ({type(e).__name__}: {e}); prepare the dataset "
+                           "again") from None
+
+
 def check_clip_id(clip_id: str) -> str:
     if not clip_id or any(c in clip_id for c in '/\\:*?"<>|\n\t ') or clip_id.startswith("."):
         raise ValueError(f"clip id {clip_id!r} is not usable as a file name")
@@ -101,8 +116,18 @@ class DatasetWriter:
             if not (self.out / "meta.json").is_file():
                 raise FileExistsError(f"{self.out} exists and is not a prepared free3d dataset; "
                                       "refusing to overwrite it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        parent, name = self.out.parent, self.out.name
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            # what killed runs left: their scratch (no live process holds it), and once the
+            # swap into place is done, the replaced dataset
+            remove_abandoned(parent, f".{name}.partial-")
+            if self.out.exists():
+                remove_abandoned(parent, f".{name}.old-")
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent))
+        except OSError as e:  # e.g. /proc/x: name --out, not the hidden scratch
+            raise ValueError(f"--out {self.out} cannot be made or written: {e.strerror or e}") from None
+        self._held = hold(self.tmp)  # held while writing: the scratch of a live run
         for d in (MOTION2D_DIR, MOTION3D_DIR, TEXTS_DIR, "splits"):
             (self.tmp / d).mkdir()
         self.records: list[ClipRecord] = []
@@ -114,6 +139,7 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        os.close(self._held)
 
     def add(self, record: ClipRecord, joints3d: np.ndarray, motion2d: Motion2D,
             captions: list[str]) -> None:

@@ -40,7 +40,16 @@ from ..models.features import encode_motion
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .loop import fit
-from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, start_fresh, write_json
+from .run import (
+    CONFIG,
+    RunDir,
+    check_run_folder,
+    load_weights,
+    resume_from,
+    seed_everything,
+    start_fresh,
+    write_json,
+)
 
 STAGES = ("prior", "mlrq", "rvq3d")
 
@@ -258,7 +267,11 @@ def load_run(path: str | Path):
     run = RunDir(path)
     config = run.read_config()
     cfg = TrainConfig.from_dict(config["train"])
-    skeleton = get_skeleton(config["dataset"]["skeleton"])
+    try:
+        skeleton = get_skeleton(config["dataset"]["skeleton"])
+    except (KeyError, TypeError) as e:  # an unknown name, or no dataset entry
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise ValueError(f"{run.path / CONFIG}: {msg}") from None
     model = build_model(cfg, skeleton)
     load_weights(run.path / "model.safetensors", model)
     return model.eval(), cfg, skeleton

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,6 +35,28 @@ def bvh_bytes_to_joints(data: bytes, source: str) -> np.ndarray:
     motion = parse_bvh(data, source=source)
     pos = bvh_to_positions(motion, fps=FPS, joints=list(BANDAI21.joint_names))
     return (pos * CM_TO_M).astype(np.float32)
+
+
+def _label_json(data: bytes, name: str) -> dict:
+    """A take's label JSON (its content and style ids); a ValueError naming the file."""
+    try:
+        labels = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{name}: not a label JSON ({e})") from None
+    if not isinstance(labels, dict):
+        raise ValueError(f"{name}: not a label JSON (expected an object with content and style ids)")
+    return labels
+
+
+def _die_with_parent(parent: int) -> None:
+    """In each worker: exit as soon as the main process is gone (killed: no one else would
+    end the workers, which would wait on their queue for ever)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class _Progress:
@@ -87,7 +111,7 @@ def load_bandai_namco(
     take_dataset: dict[str, str] = {}
     pending: deque[Future] = deque()
     bar = tqdm(desc="reading Bandai-Namco", unit="B", unit_scale=True, disable=not progress)
-    with bar, ProcessPoolExecutor(workers) as pool:
+    with bar, ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         for name, data in _iter_files(src, bar):
             path = PurePosixPath(name)
             folder = str(path.parent.parent)  # <dataset>/data/x.bvh, <dataset>/cfg/x.txt
@@ -101,9 +125,12 @@ def load_bandai_namco(
                 while len(pending) > 4 * workers:
                     pending.popleft().result()
             elif path.suffix == ".json" and path.parent.name == "data":
-                json_labels[path.stem] = json.loads(data)
+                json_labels[path.stem] = _label_json(data, name)
             elif path.parent.name == "cfg" and path.stem in ("content_label", "style_label"):
-                cfg[(folder, path.stem.split("_")[0])] = data.decode().split()
+                try:
+                    cfg[(folder, path.stem.split("_")[0])] = data.decode().split()
+                except UnicodeDecodeError:
+                    raise ValueError(f"{name}: not UTF-8 text") from None
         if not joints:
             raise ValueError(f"{src}: no BVH files found (expected the Bandai-Namco dataset "
                              "folders or its .tar.xz archives)")
@@ -118,8 +145,8 @@ def load_bandai_namco(
                 names = cfg.get((folder, kind))
                 if names is None:
                     raise ValueError(f"{src}: {folder}/cfg/{kind}_label.txt is missing")
-                idx = json_labels[take_id][kind]
-                if not 0 <= idx < len(names):
+                idx = json_labels[take_id].get(kind)
+                if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(names):
                     raise ValueError(f"{take_id}: {kind} id {idx} not in {kind}_label.txt")
                 labels[kind] = label_from_cfg(names[idx])
             takes.append(Take(take_id, j, SOURCE, labels))
