@@ -38,7 +38,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def enable_fast_math(device: torch.device, *, fixed_shapes: bool = False) -> None:
-    """TF32 matmuls and convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster.
+    """Training arithmetic: subnormals flushed to zero on the CPU; TF32 matmuls and
+    convolutions on CUDA (Ampere and later): ~fp32 accuracy, much faster.
 
     ``fixed_shapes``: also let cuDNN time its convolution algorithms once per shape,
     which pays when every step has the same shapes (fixed training windows) and costs
@@ -46,6 +47,11 @@ def enable_fast_math(device: torch.device, *, fixed_shapes: bool = False) -> Non
     """
     import torch
 
+    if device.type == "cpu":
+        # subnormal floats (|x| < 1.2e-38) appear in training and take x86 CPUs a slow
+        # microcode path: flushing them to zero made a cpu-preset prior step 4 to 10x
+        # faster on this project's development machine, and changes nothing above 1e-38
+        torch.set_flush_denormal(True)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
