@@ -191,10 +191,16 @@ def free3d_step(stage: str, recipe: str = "free3d"):
     batch = arrays.sample(BATCH, WINDOW, torch.Generator().manual_seed(1))
 
     def step() -> None:
-        loss, _ = step_fn(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        # as `free3d train` runs on a CPU (free3d.device.enable_fast_math); MoMask's step
+        # keeps PyTorch's default
+        torch.set_flush_denormal(True)
+        try:
+            loss, _ = step_fn(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        finally:
+            torch.set_flush_denormal(False)
     return step
 
 
