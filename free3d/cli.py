@@ -362,6 +362,13 @@ def _eval_generation(args: argparse.Namespace) -> None:
                                mm_generations=args.mm_generations, pool=args.pool, seed=args.seed)
     if cfg.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {cfg.repeats}")
+    if args.out:  # before any work: OUT.md, OUT.json and OUT.progress.json can be written there
+        out = Path(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--out {args.out}: cannot make {out.parent}: {e.strerror or e}") from None
+        check_output_file(str(out.with_suffix(".md")), "--out")
     loaded = {label: Free3D.from_pretrained(path, precision=args.precision, device=args.device)
               for label, path in models.items()}
     # With --out, finished steps are kept in OUT.progress.json so that an interrupted run resumes.

@@ -320,3 +320,11 @@ def test_a_full_disk_while_saving_is_one_error_and_leaves_no_scratch(tmp_path, c
                  "--device", "cpu"]) == 2
     assert f"cannot write to --out {out}: No space left on device" in _error(capsys)
     assert not out.exists()
+
+
+def test_eval_generation_out_is_checked_before_any_work(procedural_dataset, capsys):
+    from free3d.cli import main
+
+    assert main(["eval", "generation", "--data", str(procedural_dataset), "--out", "/proc/x/table"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("free3d: error: --out /proc/x/table") and err.count("\n") == 1
