@@ -253,3 +253,18 @@ def test_unpack_refuses_a_non_empty_folder_and_cleans_up_after_a_failure(
         unpack_dataset(packed, tmp_path / "second", progress=False)
     assert not (tmp_path / "second").exists()
     assert [p for p in listing(tmp_path) if not p.startswith("out")] == []
+
+
+def test_a_damaged_motion_file_is_named(procedural_dataset, tmp_path):
+    import shutil
+
+    from free3d.data.pack import pack_dataset
+    from free3d.data.prepared import DatasetError
+
+    src = tmp_path / "src"
+    shutil.copytree(procedural_dataset, src)
+    victim = sorted((src / "motion3d").glob("*.npy"))[0]
+    victim.write_bytes(b"not an array")
+    with pytest.raises(DatasetError, match=victim.name):
+        pack_dataset(src, tmp_path / "x.f3d", progress=False)
+    assert not (tmp_path / "x.f3d").exists()

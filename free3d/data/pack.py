@@ -31,6 +31,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,11 +196,17 @@ def _read_motion(src: Path, ids: list[str], progress: bool) -> dict[str, np.ndar
         if not p3.is_file() or not p2.is_file():
             raise DatasetError(f"{src}: clip {cid!r} has no {'3D' if not p3.is_file() else '2D'} "
                                "motion file")
-        x = np.load(p3)
-        with np.load(p2) as z:
-            if sorted(z.files) != sorted(MOTION2D_KEYS):
-                raise DatasetError(f"{p2}: arrays {sorted(z.files)}, expected {sorted(MOTION2D_KEYS)}")
-            arrays = {k: z[k] for k in MOTION2D_KEYS}
+        try:  # a damaged file is named, not numpy's message about pickles alone
+            x = np.load(p3, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise DatasetError(f"{p3}: not a readable .npy array ({e})") from None
+        try:
+            with np.load(p2, allow_pickle=False) as z:
+                if sorted(z.files) != sorted(MOTION2D_KEYS):
+                    raise DatasetError(f"{p2}: arrays {sorted(z.files)}, expected {sorted(MOTION2D_KEYS)}")
+                arrays = {k: z[k] for k in MOTION2D_KEYS}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"{p2}: not a readable .npz file ({e})") from None
         t, j = (x.shape[0], x.shape[1]) if x.ndim == 3 else (-1, -1)
         want = {"joints": (x, np.float32, (t, j, 3)),
                 "trajectory": (arrays["trajectory"], np.float32, (t, 2)),
@@ -316,7 +323,10 @@ def unpack_dataset(src: str | os.PathLike, dst: str | os.PathLike, *,
         data = members.get(f"arrays/{name}.npy")
         if data is None:
             raise PackError(f"{src} is damaged: arrays/{name}.npy is missing")
-        arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
+        try:
+            arrays[name] = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise PackError(f"{src} is damaged: arrays/{name}.npy cannot be read ({e})") from None
     for name in files:
         if name not in members:
             raise PackError(f"{src} is damaged: {name} is missing")
