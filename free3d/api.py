@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoints import CONFIG, load_autoencoder, load_generator_part, read_config
 from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
 from .data.single_view import Camera, project_clip
 from .device import resolve_device, tf32_scope
@@ -180,16 +181,13 @@ class Free3D:
         are CPU tensors, so a folder trained anywhere loads anywhere. ``kwargs`` go to
         the constructor (``precision=...``).
         """
-        from .training.generation import load_generator_part
-        from .training.lifting import load_run
-
         device = resolve_device(device)  # a bad or absent device fails before any loading
         root = DEFAULT_MODEL if path in (None, "default") else Path(path)
         manifest = read_manifest(root)
         sampling = manifest_sampling(root, manifest)
         try:
             check_part_skeletons(root, manifest["skeleton"])
-            lifter, _, _ = load_run(root / "mlrq")
+            lifter, _, _ = load_autoencoder(root / "mlrq")
             masked, _ = load_generator_part(root / "masked")
             residual, _ = load_generator_part(root / "residual")
             length, _ = load_generator_part(root / "length")
@@ -493,10 +491,8 @@ def read_manifest(root: Path) -> dict:
 
 def check_part_skeletons(root: Path, skeleton: str) -> None:
     """Every part's config names the manifest's skeleton (else its weights fit another body)."""
-    from .training.run import CONFIG, RunDir
-
     for part in PARTS:
-        dataset = RunDir(Path(root) / part).read_config().get("dataset")
+        dataset = read_config(Path(root) / part).get("dataset")
         name = dataset.get("skeleton") if isinstance(dataset, dict) else None
         if name != skeleton:
             raise ValueError(f"{Path(root) / part / CONFIG} is for skeleton {name}, but "
@@ -524,13 +520,11 @@ def assemble_model(*, mlrq: str | os.PathLike, masked: str | os.PathLike, residu
                    length: str | os.PathLike, out: str | os.PathLike,
                    sampling: SamplingConfig | None = None, card: str | None = None) -> Path:
     """Copy four trained runs (config + weights only) into one model folder."""
-    from .training.run import RunDir
-
     out = Path(out)
     sources = {"mlrq": Path(mlrq), "masked": Path(masked), "residual": Path(residual), "length": Path(length)}
     configs = {}
     for name, src in sources.items():
-        configs[name] = RunDir(src).read_config()
+        configs[name] = read_config(src)
         if not (src / "model.safetensors").is_file():
             raise FileNotFoundError(f"{src} has no model.safetensors")
     stages = {name: configs[name]["train"]["stage"] for name in sources}

@@ -48,3 +48,20 @@ def world_to_camera(joints: np.ndarray, camera: Camera) -> np.ndarray:
 def camera_to_world(joints: np.ndarray, camera: Camera) -> np.ndarray:
     """Inverse of :func:`world_to_camera` (up to translation)."""
     return (joints / camera.scale) @ camera.rotation()
+
+
+def tokeniser_input(lifter, root: str | os.PathLike, clip_id: str):
+    """A clip as ``lifter`` reads it: trajectory (T, D) and limbs (T, K, D) tensors.
+
+    An ML-RQ reads the clip's stored single view (D = 2); only MoMask's 3D RVQ-VAE
+    (``rvq3d --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth.
+    """
+    import torch
+
+    from ..representation import to_free3d
+    from .motion2d import load_clip2d
+
+    if lifter.input_dim == 3:
+        return to_free3d(torch.from_numpy(load_motion3d(root, clip_id)).float(), lifter.skeleton)
+    clip = load_clip2d(root, clip_id)
+    return torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)

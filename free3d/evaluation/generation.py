@@ -28,9 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..checkpoints import load_evaluator
 from ..data.canonical import FPS
+from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_records
 from ..device import resolve_device, tf32_scope
+from ..models.evaluator import pad_joints
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .metrics import diversity, fid, mean_interval, multimodality, quality_multimodality, r_precision
 
@@ -57,8 +60,6 @@ class EvaluatorEmbedder:
     """Evaluator embeddings of motions and texts, plus its label predictions."""
 
     def __init__(self, path: str | Path | None = None, *, device: str | torch.device = "auto") -> None:
-        from ..training.evaluator import load_evaluator
-
         self.device = resolve_device(device)
         model, config = load_evaluator(DEFAULT_EVALUATOR if path in (None, "default") else path)
         self.model = model.to(self.device)
@@ -67,8 +68,6 @@ class EvaluatorEmbedder:
 
     @torch.inference_mode()
     def motions(self, clips: list[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, dict]:
-        from ..training.evaluator import pad_joints
-
         embs, preds = [], {"content": [], "style": []}
         with tf32_scope(self.device, enabled=False):  # exact fp32: the same table on every device
             for i in range(0, len(clips), batch_size):
@@ -117,8 +116,6 @@ def tokeniser_reconstructions(model, data: str | Path, ids: list[str]) -> list[n
     The ML-RQ reads the clip's stored single view (the 2D it was trained on); a 3D
     RVQ-VAE reads the 3D clip.
     """
-    from ..training.generation import tokeniser_input
-
     out = []
     for cid in ids:
         traj, limbs = tokeniser_input(model.lifter, data, cid)

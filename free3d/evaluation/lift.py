@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..checkpoints import load_autoencoder
 from ..data.ground_truth import (
     camera_to_world,
     load_camera,
@@ -171,16 +172,14 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
     ids = read_split(data, split)
     model = cfg = None
     if model_path is not None:
-        from ..training.lifting import load_run
-
-        model, cfg, model_skel = load_run(model_path)
+        model, cfg, model_skel = load_autoencoder(model_path)
         model.to(device)
         if model_skel.name != skeleton.name:
             raise ValueError(f"{model_path} is for skeleton {model_skel.name}; the data is "
                              f"{skeleton.name}")
-        if cfg.stage == "prior":
+        if cfg["stage"] == "prior":
             raise ValueError(f"{model_path} is a 2D prior; it does not lift to 3D")
-        name = f"{cfg.stage}:{Path(model_path).name}"
+        name = f"{cfg['stage']}:{Path(model_path).name}"
         for flag, on, label in (("--keep-2d", keep_2d, " (observed 2D + its depth)"),
                                 ("--rigid-depth", rigid, " (observed 2D + rigid depth, its signs)"),
                                 ("--mirror-average", mirror_average, " + mirror average")):

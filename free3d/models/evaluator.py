@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -97,3 +98,11 @@ def check_skeleton(config: EvaluatorConfig, skeleton: Skeleton) -> None:
     if config.num_joints != skeleton.num_joints:
         raise ValueError(f"the evaluator expects {config.num_joints} joints, {skeleton.name} has "
                          f"{skeleton.num_joints}")
+
+
+def pad_joints(clips: list[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """(B, T_max, J, 3) with each clip's last frame repeated, and lengths (B,)."""
+    lengths = torch.tensor([len(c) for c in clips])
+    t = int(lengths.max())
+    out = np.stack([np.concatenate([c, np.repeat(c[-1:], t - len(c), 0)]) for c in clips])
+    return torch.from_numpy(out).float(), lengths

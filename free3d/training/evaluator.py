@@ -21,13 +21,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import __version__, distributed
+from ..checkpoints import load_evaluator  # noqa: F401  (its old home; inference imports it from there)
 from ..data.ground_truth import load_motion3d
 from ..data.prepared import read_captions, read_meta, read_records
 from ..device import enable_fast_math, resolve_device
-from ..models.evaluator import Evaluator, EvaluatorConfig, position_features
+from ..models.evaluator import Evaluator, EvaluatorConfig, pad_joints, position_features
 from ..skeleton import get_skeleton
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
-from .run import RunDir, check_run_folder, load_weights, resume_from, seed_everything, start_fresh, write_json
+from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
 
 
 @dataclass
@@ -72,14 +73,6 @@ def load_labelled_clips(data: str | Path, split: str, contents: list[str],
         [read_captions(data, r.id) for r in records],
         np.array([c_index.get(r.labels.get("content"), -1) for r in records]),
         np.array([s_index.get(r.labels.get("style"), -1) for r in records]))
-
-
-def pad_joints(clips: list[np.ndarray]) -> tuple[Tensor, Tensor]:
-    """(B, T_max, J, 3) with each clip's last frame repeated, and lengths (B,)."""
-    lengths = torch.tensor([len(c) for c in clips])
-    t = int(lengths.max())
-    out = np.stack([np.concatenate([c, np.repeat(c[-1:], t - len(c), 0)]) for c in clips])
-    return torch.from_numpy(out).float(), lengths
 
 
 def contrastive_loss(text: Tensor, motion: Tensor, same: Tensor, temperature: float) -> Tensor:
@@ -177,13 +170,3 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
         if done % cfg.checkpoint_every == 0 or done == cfg.iters:
             run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
     return run.path
-
-
-def load_evaluator(path: str | Path) -> tuple[Evaluator, dict]:
-    """(evaluator in eval mode, its run config) from a run or bundled folder."""
-    config = RunDir(path).read_config()
-    if config.get("train", {}).get("stage") != "evaluator":
-        raise ValueError(f"{path} is not an evaluator run")
-    model = Evaluator(EvaluatorConfig(**config["evaluator"]))
-    load_weights(Path(path) / "model.safetensors", model)
-    return model.eval(), config

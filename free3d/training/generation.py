@@ -29,16 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .. import __version__, distributed
-from ..data.ground_truth import load_motion3d
-from ..data.motion2d import load_clip2d
+from .. import __version__, checkpoints, distributed
+from ..checkpoints import build_generator_part
+from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
 from ..device import enable_fast_math
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
-from ..models.token_transformer import TransformerConfig, transformer_preset
-from ..representation import to_free3d
+from ..models.token_transformer import transformer_preset
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .loop import fit
 from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
@@ -107,18 +106,6 @@ class TokenData:
     codes: list[list[Tensor]]  # per clip, per offset: (n, L) codes
     captions: list[list[str]]
     num_frames: list[int]
-
-
-def tokeniser_input(lifter, data: str | Path, clip_id: str) -> tuple[Tensor, Tensor]:
-    """A clip as ``lifter`` reads it: trajectory (T, D) and limbs (T, K, D).
-
-    An ML-RQ reads the clip's stored single view (D = 2); only MoMask's 3D RVQ-VAE
-    (``rvq3d --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth.
-    """
-    if lifter.input_dim == 3:
-        return to_free3d(torch.from_numpy(load_motion3d(data, clip_id)).float(), lifter.skeleton)
-    clip = load_clip2d(data, clip_id)
-    return torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs)
 
 
 @torch.no_grad()
@@ -353,12 +340,8 @@ class GeneratorStep(nn.Module):
 # the loop
 
 
-def build_generator_model(cfg: GeneratorTrainConfig, text_dim: int, num_tokens: int,
-                          num_quantizers: int) -> nn.Module:
-    if cfg.stage == "length":
-        return LengthEstimator(text_dim=text_dim, max_tokens=TransformerConfig().max_tokens)
-    arch = TransformerConfig(**cfg.arch)
-    return (MaskedTransformer if cfg.stage == "masked" else ResidualTransformer)(arch)
+def build_generator_model(cfg: GeneratorTrainConfig, text_dim: int) -> nn.Module:
+    return build_generator_part(cfg.stage, cfg.arch, text_dim)
 
 
 def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: bool = True,
@@ -400,7 +383,7 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     if ctx.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
     batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device)
-    model = build_generator_model(cfg, encoder.dim, lifter.arch.codebook_size, lifter.arch.num_layers)
+    model = build_generator_model(cfg, encoder.dim)
     del lifter
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
@@ -435,14 +418,5 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
 
 def load_generator_part(path: str | Path) -> tuple[nn.Module, GeneratorTrainConfig]:
     """(model in eval mode, config) of a trained masked / residual / length run."""
-    from .run import load_weights
-
-    config = RunDir(path).read_config()
-    cfg = GeneratorTrainConfig.from_dict(config["train"])
-    if cfg.stage not in STAGES:
-        raise ValueError(f"{path} is a {cfg.stage} run, not a generator part")
-    dim = config["text_encoder"]["dim"]
-    arch = TransformerConfig(**cfg.arch) if cfg.arch else TransformerConfig(text_dim=dim)
-    model = build_generator_model(cfg, dim, arch.num_tokens, arch.num_quantizers)
-    load_weights(Path(path) / "model.safetensors", model)
-    return model.eval(), cfg
+    model, train = checkpoints.load_generator_part(path)
+    return model, GeneratorTrainConfig.from_dict(train)

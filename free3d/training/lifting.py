@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .. import __version__, distributed
+from ..checkpoints import build_autoencoder, load_autoencoder
 from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
 from ..device import enable_fast_math
@@ -35,16 +36,14 @@ from ..losses import (
     orientation_loss,
     view_prior_loss,
 )
-from ..models.autoencoders import ConvVQConfig, MotionLifter, Prior2D, get_preset
+from ..models.autoencoders import Prior2D, get_preset
 from ..models.features import encode_motion
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .loop import fit
 from .run import (
-    CONFIG,
     RunDir,
     check_run_folder,
-    load_weights,
     resume_from,
     seed_everything,
     start_fresh,
@@ -253,28 +252,13 @@ def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
 
 
 def build_model(cfg: TrainConfig, skeleton: Skeleton):
-    arch = ConvVQConfig(**cfg.arch)
-    if cfg.stage == "prior":
-        return Prior2D(skeleton=skeleton, arch=arch, kind=cfg.prior_kind,
-                       representation=cfg.representation)
-    input_dim = 2 if cfg.stage == "mlrq" else cfg.input_dim
-    return MotionLifter(skeleton=skeleton, arch=arch, input_dim=input_dim,
-                        representation=cfg.representation)
+    return build_autoencoder(cfg.to_dict(), skeleton)
 
 
 def load_run(path: str | Path):
     """(model in eval mode, its TrainConfig, skeleton) from a run folder."""
-    run = RunDir(path)
-    config = run.read_config()
-    cfg = TrainConfig.from_dict(config["train"])
-    try:
-        skeleton = get_skeleton(config["dataset"]["skeleton"])
-    except (KeyError, TypeError) as e:  # an unknown name, or no dataset entry
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise ValueError(f"{run.path / CONFIG}: {msg}") from None
-    model = build_model(cfg, skeleton)
-    load_weights(run.path / "model.safetensors", model)
-    return model.eval(), cfg, skeleton
+    model, train, skeleton = load_autoencoder(path)
+    return model, TrainConfig.from_dict(train), skeleton
 
 
 def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:

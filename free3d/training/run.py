@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
+from ..checkpoints import CONFIG, WEIGHTS, load_weights, read_config
+
 STATE = "state.pt"
 LOG = "log.csv"
 
@@ -53,48 +53,12 @@ def save_weights(path: Path, model: nn.Module) -> None:
     _atomic(path, lambda tmp: save_file(tensors, tmp))
 
 
-def load_weights(path: Path, model: nn.Module) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights at {path}")
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"{path}: cannot read the weights ({e})") from None
-    # a diverged or damaged file would load and give finite-looking garbage (all tokens 0)
-    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if bad:
-        raise ValueError(f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values "
-                         f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the file is damaged "
-                         "or from a run that diverged")
-    own = model.state_dict()
-    wrong = [(k, tuple(t.shape), tuple(own[k].shape)) for k, t in tensors.items()
-             if k in own and t.shape != own[k].shape]
-    if wrong:  # (load_state_dict would raise a long size-mismatch RuntimeError)
-        k, file_shape, model_shape = wrong[0]
-        raise ValueError(f"{path}: weights do not match the model its config.json builds ({k} is "
-                         f"{file_shape} in the file, {model_shape} in the model); was it trained with "
-                         "another config or skeleton?")
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match the model (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}); was it trained with another config?")
-
-
 class RunDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
     def read_config(self) -> dict:
-        p = self.path / CONFIG
-        if not p.is_file():
-            raise FileNotFoundError(f"{self.path} is not a free3d run (no {CONFIG})")
-        try:
-            config = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{p} is corrupt: {e}") from None
-        if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
-            raise ValueError(f"{p} is corrupt: not a free3d run config (no \"train\" settings)")
-        return config
+        return read_config(self.path)
 
     def has_checkpoint(self) -> bool:
         return (self.path / WEIGHTS).is_file() and (self.path / STATE).is_file()
