@@ -184,3 +184,22 @@ def test_eval_ablations_command(model_dir, procedural_dataset, tmp_path, capsys)
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert rows[1]["mpjpe"][0] > 0 and rows[1]["pa_mpjpe"][0] > 0 and out.with_suffix(".md").is_file()
     assert not out.with_suffix(".progress.json").exists()  # only an unfinished run leaves it
+
+
+def test_batched_tokenising_gives_each_window_its_own_codes(model_dir, procedural_dataset):
+    from free3d.data.ground_truth import tokeniser_input
+    from free3d.data.prepared import read_split
+    from free3d.training.generation import tokenize_clips
+    from free3d.training.lifting import load_run
+
+    lifter, _, _ = load_run(model_dir / "mlrq")
+    ids = read_split(procedural_dataset, "train")
+    tokens = tokenize_clips(lifter, procedural_dataset, ids, offsets=4, progress=False, batch_size=3)
+    with torch.no_grad():
+        for i, cid in enumerate(ids):
+            traj, limbs = tokeniser_input(lifter, procedural_dataset, cid)
+            assert len(tokens.codes[i]) == 4 and tokens.num_frames[i] == len(traj)
+            for o in range(4):
+                n = (len(traj) - o) // 4 * 4
+                alone = lifter.quantizer(lifter.encode(traj[o:o + n][None], limbs[o:o + n][None])).codes[0]
+                assert torch.equal(tokens.codes[i][o], alone), (cid, o)
