@@ -76,6 +76,12 @@ class Motion:
     def seconds(self) -> float:
         return self.num_frames / self.fps
 
+    def save_bvh(self, path: str | os.PathLike) -> Path:
+        """Write the motion as BVH (centimetres, Y up; see free3d.export.bvh)."""
+        from .export.bvh import write_bvh
+
+        return write_bvh(path, self.joints, self.skeleton, fps=self.fps)
+
 
 def seconds_to_frames(seconds: float | str) -> int:
     """A length in seconds (number or numeric string) -> frames at 20 fps, checked."""

@@ -613,7 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true",
                    help="replace the outputs already in --out (default: refuse to touch them)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
-    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
+    q.add_argument("--format", default="npy,gif",
+                   help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
     q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")

@@ -1,5 +1,5 @@
-"""Writing generated motions to disk: joints as .npy, previews as .gif / .mp4 / .png, and
-``generations.json`` listing what each file is (prompt, seed, length).
+"""Writing generated motions to disk: joints as .npy, motion capture as .bvh, previews as
+.gif / .mp4 / .png, and ``generations.json`` listing what each file is (prompt, seed, length).
 
 Several processes may save into one folder at once: the manifest is read, merged and
 replaced under a lock on the folder, and every file appears by an atomic rename.
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..locks import hold, locked, remove_abandoned
+from .bvh import write_bvh
 from .preview import render_preview
 
-OUTPUT_FORMATS = ("npy", "gif", "mp4", "png")
+OUTPUT_FORMATS = ("npy", "bvh", "gif", "mp4", "png")
 MANIFEST = "generations.json"
 SCRATCH = ".free3d-"  # prefix of the hidden folder each save renders into
 
@@ -146,6 +147,8 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
                 path = scratch / f"{stem}.{fmt}"
                 if fmt == "npy":
                     np.save(path, m.joints.astype(np.float32))
+                elif fmt == "bvh":
+                    write_bvh(path, m.joints, m.skeleton, fps=m.fps)
                 else:
                     render_preview(m.joints, None, m.skeleton, path, title=f"{m.text} (seed {m.seed})",
                                    fps=m.fps)
