@@ -105,7 +105,7 @@ def lift_cli(tmp_path: Path, src: Path, *extra: str, fmt: str = "npy") -> tuple[
 
 def check_standing(joints: np.ndarray, frames: int, feet: float = 0.08) -> None:
     """Upright, on the floor, metre-sized. ``feet``: the mean lowest-foot height allowed (the
-    layouts without feet points lift less well grounded: their toes are guessed)."""
+    layouts without foot points lift less well grounded: their toes are derived)."""
     assert joints.shape == (frames, 21, 3)
     assert np.isfinite(joints).all()
     assert abs(joints[..., 1].min()) < 1e-6  # on the floor
@@ -146,7 +146,7 @@ def test_coco17_json_lifts_with_derived_joints(tmp_path, clip3d):
     px = pixels(clip3d, COCO17)
     src = coco_json(tmp_path / "coco.json", [[p] for p in px])
     joints, manifest = lift_cli(tmp_path, src, "--fps", "20")
-    check_standing(joints, len(clip3d), feet=0.25)
+    check_standing(joints, len(clip3d), feet=0.12)
     assert manifest["layout"] == "coco17"
     xy, conf = prepare_2d(read_keypoints(src, fps=20))
     ref = true_2d(clip3d)
