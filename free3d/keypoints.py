@@ -428,8 +428,8 @@ def to_skeleton(kp: Keypoints, skeleton: str | Skeleton = "bandai21") -> tuple[n
 def _toes(knee, ankle, nose, ears):
     """A toe from the ankle: its rest offset (4.5 cm down the shin, 10.9 cm forward), with
     "forward" read off the face, whose nose sits about 10 cm in front of the ears, so the
-    foot's length shows as much as the face's does in this view. Its wrong guess (the shin
-    carried on) costs the lift 50 % more error on Bandai-Namco (benchmarks/lift_keypoint_noise.py).
+    foot's length shows as much as the face's does in this view. The earlier guess (the shin
+    carried on) cost the lift 30 % more error on Bandai-Namco test clips (docs/lift.md).
     Frames without a face get NaN here, filled over time like any missing joint."""
     forward = (nose[0] - ears[0]) * (0.109 / 0.10)
     xy = ankle[0] + (ankle[0] - knee[0]) * (0.045 / 0.410) + forward
