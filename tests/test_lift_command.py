@@ -293,3 +293,26 @@ def test_frames_without_persons_are_skipped_and_counted(tmp_path, clip3d, capsys
     assert len(joints) == len(px) - 3  # leading empty frames cut, inner ones filled
     assert any("8 frame(s) without a person" in n for n in manifest["notes"])
     assert "without a person" in capsys.readouterr().out
+
+
+def test_mmpose_instances_and_mediapipe_npz(tmp_path, clip3d):
+    px = pixels(clip3d, COCO17)
+    frames = [{"frame_id": t, "instances": [{"keypoints": p.tolist(),
+                                             "keypoint_scores": [0.9] * 17}]}
+              for t, p in enumerate(px)]
+    src = tmp_path / "mmpose.json"
+    src.write_text(json.dumps(frames))
+    kp = read_keypoints(src)
+    assert kp.layout == "coco17" and kp.fps == 30 and np.allclose(kp.xy, px)
+
+    mp = pixels(clip3d, MEDIAPIPE33)
+    arr = np.concatenate([mp, np.zeros(mp.shape[:2] + (1,)), np.full(mp.shape[:2] + (1,), 0.9)], -1)
+    src = tmp_path / "mp.npz"
+    np.savez(src, keypoints=arr[..., [0, 1, 3]], fps=20.0)  # x, y, visibility
+    kp = read_keypoints(src)
+    assert kp.layout == "mediapipe33" and kp.fps == 20 and np.allclose(kp.xy, mp)
+    y_up = tmp_path / "up.npy"
+    np.save(y_up, mp * [1, -1])
+    a, _ = prepare_2d(read_keypoints(y_up, y_up=True, fps=20))
+    b, _ = prepare_2d(kp)
+    np.testing.assert_allclose(a, b, atol=1e-9)
