@@ -231,6 +231,36 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(files)} file(s) to {args.out}")
 
 
+def _lift(args: argparse.Namespace) -> None:
+    from .export.generated import check_output_dir, parse_formats
+    from .export.lifted import lift_keypoints, load_lifter, output_names, save_lifted
+    from .keypoints import read_keypoints
+
+    # everything is checked before the model loads or a file is written
+    formats = parse_formats(args.format)
+    image_size = None
+    if args.image_size:
+        try:
+            w, h = (float(v) for v in args.image_size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--image-size must be WIDTHxHEIGHT, got {args.image_size!r}") from None
+        image_size = (w, h)
+    kp = read_keypoints(args.input, layout=args.layout, person=args.person, fps=args.fps,
+                        y_up=args.y_up, image_size=image_size)
+    stem = Path(args.input).stem or "lifted"
+    check_output_dir(args.out, output_names(stem, formats), overwrite=args.overwrite)
+    lifter, skeleton = load_lifter(args.model)
+    motion = lift_keypoints(kp, lifter, skeleton)
+    files = save_lifted(motion, args.out, stem, formats, source=args.input, layout=kp.layout,
+                        input_fps=kp.fps, notes=kp.notes)
+    for note in kp.notes:
+        print(f"note: {note}")
+    missing = float((motion.confidence == 0).mean())
+    print(f"lifted {args.input} ({kp.layout}, {kp.fps:g} fps): {len(motion.joints)} frames at "
+          f"{motion.fps:g} fps, {100 * missing:.1f}% of joints missing or guessed")
+    print(f"wrote {len(files)} file(s) to {args.out}")
+
+
 def check_output_file(path: str, option: str) -> None:
     """Before any work: ``path`` can be written (its folder exists and takes a file)."""
     import tempfile
@@ -627,6 +657,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "same samples on every machine")
     add_device(q)
     q.set_defaults(func=_generate)
+
+    q = sub.add_parser("lift", help="2D keypoints (COCO-17, OpenPose, MediaPipe, .npy) -> 3D motion")
+    q.add_argument("input", help="keypoint JSON, OpenPose folder of per-frame JSON, or .npy/.npz (T, J, 2|3)")
+    q.add_argument("--out", default="free3d-lift", help="output folder")
+    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
+    q.add_argument("--layout", choices=("coco17", "body25", "mediapipe33", "bandai21"),
+                   help="keypoint layout (default: detected from the file)")
+    q.add_argument("--person", type=int, default=None,
+                   help="which person track, by total confidence (default 0: the most confident)")
+    q.add_argument("--fps", type=float, default=None,
+                   help="input frame rate (default: what the file records, else 30); resampled to 20")
+    q.add_argument("--y-up", action="store_true",
+                   help="the array's y axis points up (default: image coordinates, y down)")
+    q.add_argument("--image-size", help="WIDTHxHEIGHT scaling MediaPipe's normalised coordinates")
+    q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
+    q.set_defaults(func=_lift)
 
     q = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
     q = q.add_parser("assemble", help="gather trained runs into one model folder for generate")

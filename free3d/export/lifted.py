@@ -1,0 +1,115 @@
+"""``free3d lift``: a person's 2D keypoints in, 3D joints out, with a model folder's ML-RQ.
+
+The keypoints are normalised like the training 2D (:func:`free3d.keypoints.prepare_2d`),
+lifted by the ML-RQ (:func:`free3d.evaluation.lift.lift_clip`), and stood upright on the
+floor the way generated motion is (:func:`free3d.data.canonical.upright_transform`).
+Outputs are written into a hidden scratch folder and moved into place at the end, so a
+failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoints import load_autoencoder
+from ..data.canonical import upright_transform
+from ..evaluation.lift import lift_clip
+from ..keypoints import TARGET_FPS, Keypoints, prepare_2d
+from ..representation import to_free3d
+from ..skeleton import Skeleton
+from .preview import render_preview
+
+MANIFEST = "lifted.json"
+
+
+@dataclass
+class LiftedMotion:
+    joints: np.ndarray  # (T, J, 3) metres, Y up, 20 fps, floor at y = 0
+    joints2d: np.ndarray  # (T, J, 2) the normalised input it was lifted from (y up)
+    confidence: np.ndarray  # (T, J); 0 where the input joint was missing or guessed
+    skeleton: Skeleton
+    fps: float = TARGET_FPS
+
+
+def load_lifter(model: str | os.PathLike | None = None):
+    """The ML-RQ of a model folder (None: the bundled one), in eval mode on the CPU."""
+    from ..api import DEFAULT_MODEL, ModelError
+
+    root = DEFAULT_MODEL if model in (None, "default") else Path(model)
+    folder = root / "mlrq" if (root / "mlrq").is_dir() else root
+    try:
+        lifter, cfg, skeleton = load_autoencoder(folder)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise ModelError(f"cannot load an ML-RQ from {root}: {msg}") from e
+    if getattr(lifter, "input_dim", 2) != 2:
+        raise ModelError(f"{folder} is a {cfg.get('stage')} run; lifting needs an ML-RQ (2D in)")
+    return lifter, skeleton
+
+
+@torch.no_grad()
+def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton) -> LiftedMotion:
+    """Lift one person's keypoints to canonical 3D (metres, Y up, floor at 0, 20 fps)."""
+    xy, conf = prepare_2d(kp, skeleton)
+    traj, limbs = to_free3d(torch.from_numpy(xy).float(), skeleton)
+    raw = lift_clip(lifter, traj, limbs, skeleton).numpy()
+    rot, t = upright_transform(raw, skeleton)
+    return LiftedMotion(raw @ rot.T + t, xy, conf, skeleton)
+
+
+def output_names(stem: str, formats: list[str]) -> list[str]:
+    return [f"{stem}.{fmt}" for fmt in formats] + [f"{stem}_2d.npz", MANIFEST]
+
+
+def save_lifted(motion: LiftedMotion, out: str | os.PathLike, stem: str, formats: list[str], *,
+                source: str, layout: str, input_fps: float, notes: list[str]) -> list[Path]:
+    """Write ``<stem>.<fmt>`` for each format, ``<stem>_2d.npz`` (the normalised 2D and its
+    confidence) and ``lifted.json`` into ``out``; all or nothing."""
+    out = Path(out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".free3d-lift-", dir=out))
+    written = []
+    try:
+        files = {}
+        for fmt in formats:
+            path = scratch / f"{stem}.{fmt}"
+            if fmt == "npy":
+                np.save(path, motion.joints.astype(np.float32))
+            else:  # the lift beside the 2D it came from
+                render_preview(motion.joints, motion.joints2d, motion.skeleton, path,
+                               title=f"{Path(source).name}: lifted", fps=motion.fps)
+            files[fmt] = path.name
+        np.savez(scratch / f"{stem}_2d.npz", joints2d=motion.joints2d.astype(np.float32),
+                 confidence=motion.confidence.astype(np.float32), fps=motion.fps)
+        files["2d"] = f"{stem}_2d.npz"
+        manifest = {"source": str(source), "layout": layout, "input_fps": input_fps,
+                    "fps": motion.fps, "frames": int(len(motion.joints)),
+                    "seconds": round(len(motion.joints) / motion.fps, 2),
+                    "skeleton": motion.skeleton.name,
+                    "missing_fraction": round(float((motion.confidence == 0).mean()), 4),
+                    "notes": notes, "files": files}
+        (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        for path in sorted(scratch.iterdir()):
+            os.replace(path, out / path.name)
+            written.append(out / path.name)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+    return written
+
+
+__all__ = ["LiftedMotion", "lift_keypoints", "load_lifter", "save_lifted"]
