@@ -316,3 +316,16 @@ def test_mmpose_instances_and_mediapipe_npz(tmp_path, clip3d):
     a, _ = prepare_2d(read_keypoints(y_up, y_up=True, fps=20))
     b, _ = prepare_2d(kp)
     np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_lift_writes_a_bvh_that_reads_back_to_the_lifted_joints(tmp_path, clip3d):
+    from free3d.bvh import bvh_to_positions, read_bvh
+
+    src = tmp_path / "walk.npy"
+    np.save(src, pixels(clip3d, [_role(n) for n in SK.joint_names]))
+    joints, manifest = lift_cli(tmp_path, src, "--fps", "20", fmt="npy,bvh")
+    motion = read_bvh(tmp_path / "out" / manifest["files"]["bvh"])
+    assert motion.fps == pytest.approx(20)
+    back = bvh_to_positions(motion, joints=list(SK.joint_names)) / 100.0  # the file is in cm
+    assert back.shape == joints.shape
+    assert np.abs(back - joints).max() < 0.01  # the 1 cm

@@ -25,6 +25,7 @@ from ..evaluation.lift import lift_clip
 from ..keypoints import TARGET_FPS, Keypoints, prepare_2d
 from ..representation import to_free3d
 from ..skeleton import Skeleton
+from .bvh import rigidify, write_bvh
 from .preview import render_preview
 
 MANIFEST = "lifted.json"
@@ -57,10 +58,13 @@ def load_lifter(model: str | os.PathLike | None = None):
 
 @torch.no_grad()
 def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton) -> LiftedMotion:
-    """Lift one person's keypoints to canonical 3D (metres, Y up, floor at 0, 20 fps)."""
+    """Lift one person's keypoints to canonical 3D (metres, Y up, floor at 0, 20 fps, each
+    bone at its median length over the clip)."""
     xy, conf = prepare_2d(kp, skeleton)
     traj, limbs = to_free3d(torch.from_numpy(xy).float(), skeleton)
-    raw = lift_clip(lifter, traj, limbs, skeleton).numpy()
+    # one length per bone (the clip's median), as a body has and as BVH stores it: the
+    # npy and the bvh of one lift then hold the same joints
+    raw = rigidify(lift_clip(lifter, traj, limbs, skeleton).numpy(), skeleton)
     rot, t = upright_transform(raw, skeleton)
     return LiftedMotion(raw @ rot.T + t, xy, conf, skeleton)
 
@@ -84,6 +88,8 @@ def save_lifted(motion: LiftedMotion, out: str | os.PathLike, stem: str, formats
             path = scratch / f"{stem}.{fmt}"
             if fmt == "npy":
                 np.save(path, motion.joints.astype(np.float32))
+            elif fmt == "bvh":
+                write_bvh(path, motion.joints, motion.skeleton, fps=motion.fps)
             else:  # the lift beside the 2D it came from
                 render_preview(motion.joints, motion.joints2d, motion.skeleton, path,
                                title=f"{Path(source).name}: lifted", fps=motion.fps)
