@@ -217,3 +217,21 @@ def test_recipes_and_device_choice(procedural_dataset):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_remove_floor_slope_levels_a_sinking_walk_and_keeps_the_body_upright():
+    """What a lifter's depth error does to a walk: upright body, path sinking 0.5 m."""
+    from free3d.data.canonical import remove_floor_slope
+
+    level = walk(batch=1, frames=80)[0].numpy()
+    sinking = level.copy()
+    sinking[..., 1] -= np.linspace(0.0, 0.5, len(level))[:, None]
+    out = remove_floor_slope(sinking, S)
+    feet = [S.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    assert np.ptp(out[:, 0, 1]) < np.ptp(level[:, 0, 1]) + 0.02  # the root no longer sinks
+    assert abs(out[:, feet, 1].min()) < 1e-9  # on the floor
+    # every frame only moved up or down: the body's shape and uprightness are untouched
+    np.testing.assert_allclose(out - out[:, :1], sinking - sinking[:, :1], atol=1e-9)
+    in_place = walk(batch=1, speed=0.0)[0].numpy()
+    np.testing.assert_allclose(remove_floor_slope(in_place, S)[..., 1],
+                               in_place[..., 1] - in_place[..., 1].min(), atol=1e-9)

@@ -69,15 +69,16 @@ def resample_positions(
     return from_free3d(torch.from_numpy(new_traj), torch.from_numpy(new_limbs), skeleton).numpy()
 
 
-def upright_transform(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
+def upright_transform(joints: np.ndarray, skeleton: Skeleton, *,
+                      level_floor: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Rotation R and translation t with ``joints @ R.T + t`` canonical (see above).
 
     For clips whose vertical is unknown (lifted or generated ones come out in the frame
     of some camera, tilted by its elevation): "up" is first the clip's mean ankle-to-hip
     direction, which is vertical on average for anything that stands (bows and kicks
     included, where the spine or one leg leans); then, for clips that travel, the
-    floor the feet walk on is levelled (:func:`floor_tilt`). Then floor, origin and
-    facing as in :func:`canonicalize`.
+    floor the feet walk on is levelled (:func:`floor_tilt`; ``level_floor=False`` skips
+    it). Then floor, origin and facing as in :func:`canonicalize`.
     """
     joints = np.asarray(joints, dtype=np.float64)
     hips = joints[:, [skeleton.index("left_hip"), skeleton.index("right_hip")]].mean(1)
@@ -85,7 +86,8 @@ def upright_transform(joints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarra
     up = (hips - ankles).mean(0)
     up = up / max(np.linalg.norm(up), 1e-9)
     tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
-    tilt = floor_tilt(joints @ tilt.T, skeleton) @ tilt
+    if level_floor:
+        tilt = floor_tilt(joints @ tilt.T, skeleton) @ tilt
     standing = joints @ tilt.T
     forward = facing_direction(torch.from_numpy(standing[0]), skeleton)
     angle = -float(heading_angle(forward))
@@ -106,6 +108,45 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + k + k @ k / (1 + c)
 
 
+def _floor_slope(joints: np.ndarray, skeleton: Skeleton, min_travel: float) -> tuple[float, float] | None:
+    """(dy/dx, dy/dz) of the floor under the lowest foot of every frame, fitted along the
+    principal directions of travel spanning ``min_travel`` metres; None without any."""
+    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    pts = np.asarray(joints, dtype=np.float64)[:, feet]
+    low = pts[np.arange(len(pts)), pts[..., 1].argmin(1)]  # (T, 3)
+    xz = low[:, [0, 2]] - low[:, [0, 2]].mean(0)
+    y = low[:, 1] - low[:, 1].mean()
+    _, axes = np.linalg.eigh(xz.T @ xz)
+    coords = xz @ axes  # along the principal directions
+    spans = np.ptp(coords, axis=0) >= min_travel
+    if not spans.any():
+        return None
+    slopes = np.zeros(2)
+    slopes[spans] = np.linalg.lstsq(coords[:, spans], y, rcond=None)[0]
+    a, b = axes @ slopes
+    return float(a), float(b)
+
+
+def remove_floor_slope(joints: np.ndarray, skeleton: Skeleton, *, min_travel: float = 0.5) -> np.ndarray:
+    """An upright clip whose feet climb or sink along its path, on a level floor again.
+
+    Each frame moves vertically by the fitted floor's height under its root (the
+    :func:`floor_tilt` fit), so the body keeps its uprightness: for lifted clips, whose
+    slope comes from depth errors, not from the camera, turning the body (as
+    :func:`floor_tilt` does) would make it lean.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    slope = _floor_slope(joints, skeleton, min_travel)
+    if slope is None:
+        return joints.copy()
+    root = joints[:, 0, [0, 2]] - joints[:, 0, [0, 2]].mean(0)
+    height = root @ np.array(slope)
+    out = joints.copy()
+    out[..., 1] -= height[:, None]
+    out[..., 1] -= out[..., 1].min()
+    return out
+
+
 def floor_tilt(joints: np.ndarray, skeleton: Skeleton, *, min_travel: float = 0.5,
                max_deg: float = 30.0) -> np.ndarray:
     """The rotation that levels the floor a roughly upright (T, J, 3) clip walks on.
@@ -117,20 +158,10 @@ def floor_tilt(joints: np.ndarray, skeleton: Skeleton, *, min_travel: float = 0.
     This is where an elevated camera shows: walking away from it reads as climbing in
     its frame. The correction is capped at ``max_deg`` degrees.
     """
-    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
-    pts = np.asarray(joints, dtype=np.float64)[:, feet]
-    low = pts[np.arange(len(pts)), pts[..., 1].argmin(1)]  # (T, 3)
-    xz = low[:, [0, 2]] - low[:, [0, 2]].mean(0)
-    y = low[:, 1] - low[:, 1].mean()
-    _, axes = np.linalg.eigh(xz.T @ xz)
-    coords = xz @ axes  # along the principal directions
-    spans = np.ptp(coords, axis=0) >= min_travel
-    if not spans.any():
+    slope = _floor_slope(joints, skeleton, min_travel)
+    if slope is None:
         return np.eye(3)
-    used = coords[:, spans]
-    slopes = np.zeros(2)
-    slopes[spans] = np.linalg.lstsq(used, y, rcond=None)[0]
-    a, b = axes @ slopes  # dy/dx, dy/dz
+    a, b = slope
     normal = np.array([-a, 1.0, -b]) / np.sqrt(1.0 + a * a + b * b)
     angle = math.acos(min(1.0, normal[1]))
     if angle > math.radians(max_deg):  # keep the direction, cap the size
