@@ -1,8 +1,10 @@
 """``free3d lift``: a person's 2D keypoints in, 3D joints out, with a model folder's ML-RQ.
 
 The keypoints are normalised like the training 2D (:func:`free3d.keypoints.prepare_2d`),
-lifted by the ML-RQ (:func:`free3d.evaluation.lift.lift_clip`), and stood upright on the
-floor the way generated motion is (:func:`free3d.data.canonical.upright_transform`).
+lifted by the ML-RQ (:func:`free3d.evaluation.lift.lift_clip`), given one length per bone,
+stood upright (:func:`free3d.data.canonical.upright_transform`, without turning the body
+to level the floor) and put on a level floor by moving frames vertically
+(:func:`free3d.data.canonical.remove_floor_slope`; why: docs/lift.md).
 Outputs are written into a hidden scratch folder and moved into place at the end, so a
 failure leaves nothing behind.
 """
