@@ -52,6 +52,15 @@ def _prepare_procedural(args: argparse.Namespace) -> None:
     print(format_summary(summary))
 
 
+def _prepare_keypoints(args: argparse.Namespace) -> None:
+    from .data.sources.keypoint_files import format_keypoint_summary, prepare_keypoints
+
+    summary = prepare_keypoints(args.src, args.captions, args.out, layout=args.layout,
+                                fps=args.fps, split=args.split, seed=args.seed,
+                                overwrite=args.overwrite, progress=not args.quiet)
+    print(format_keypoint_summary(summary))
+
+
 def _show(args: argparse.Namespace) -> None:
     from .export.preview import preview_prepared_clip
 
@@ -494,6 +503,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--clips-per-kind", type=int, default=8)
     common(q)
     q.set_defaults(func=_prepare_procedural)
+
+    q = prep_sub.add_parser("keypoints", help="2D keypoint files (COCO-17, OpenPose, MediaPipe, "
+                            ".npy) + captions: a 2D-only dataset for training, no 3D")
+    q.add_argument("--src", required=True,
+                   help="folder of keypoint files, one clip per file (or per OpenPose folder)")
+    q.add_argument("--captions", required=True,
+                   help="'<file stem>#caption' lines (several per clip allowed) or a JSON "
+                        "{stem: [captions]}; files without captions are skipped")
+    q.add_argument("--layout", default=None, help="coco17, body25, mediapipe33 or bandai21 "
+                   "(default: detected per file)")
+    q.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the files (default: what a file records, else 30)")
+    q.add_argument("--split", choices=("train", "val", "test"), default=None,
+                   help="put every clip in this split (default: about 90/10 train/test by "
+                        "hashed file stem)")
+    common(q)
+    q.set_defaults(func=_prepare_keypoints)
 
     q = data.add_parser("show", help="render a prepared clip: 3D beside its 2D view")
     q.add_argument("dataset", help="prepared dataset folder")

@@ -15,8 +15,17 @@ from .prepared import MOTION2D_DIR, MOTION2D_KEYS, MOTION3D_DIR, DatasetError, l
 from .single_view import Camera
 
 
+def require_3d(root: str | os.PathLike, what: str) -> None:
+    """One clear error when ``root`` is a 2D-only dataset (prepared from keypoint files)
+    and ``what`` needs its 3D ground truth."""
+    if not (Path(root) / MOTION3D_DIR).is_dir():
+        raise DatasetError(f"{root} holds 2D only (no {MOTION3D_DIR}/: prepared from keypoint "
+                           f"files); {what} needs the 3D ground truth of a mocap dataset")
+
+
 def load_motion3d(root: str | os.PathLike, clip_id: str) -> np.ndarray:
     """(T, J, 3) canonical joints in metres."""
+    require_3d(root, "this command")
     path = Path(root) / MOTION3D_DIR / f"{clip_id}.npy"
     if not path.is_file():
         raise DatasetError(f"{root}: no 3D motion for clip {clip_id!r}")
@@ -32,6 +41,7 @@ def load_camera(root: str | os.PathLike, clip_id: str) -> Camera:
     path = Path(root) / MOTION2D_DIR / f"{clip_id}.npz"
     if not path.is_file():
         raise DatasetError(f"{root}: no 2D motion for clip {clip_id!r}")
+    require_3d(root, "mapping lifted poses to the world with the stored camera")
     z = load_arrays(path, MOTION2D_KEYS[3:])  # the camera_* arrays
     return Camera(float(z["camera_azimuth_deg"]), float(z["camera_elevation_deg"]),
                   float(z["camera_scale"]), tuple(float(v) for v in z["camera_translation"]))

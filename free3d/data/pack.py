@@ -42,6 +42,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..skeleton import get_skeleton
 from . import motion_codec as codec
+from .ground_truth import require_3d
 from .prepared import (
     FORMAT_VERSION,
     MOTION2D_DIR,
@@ -122,6 +123,7 @@ def pack_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: b
         raise FileExistsError(f"{dst} already exists; choose another file"
                               + ("" if dst.is_dir() else " or pass --overwrite"))
     meta = read_meta(src)
+    require_3d(src, "data pack (its codec stores the 3D and the cameras)")
     records = read_records(src)
     for split in SPLITS:
         read_split(src, split)

@@ -10,6 +10,9 @@ Layout of a prepared dataset (all clips canonical, 20 fps)::
     motion2d/<id>.npz   trajectory (T,2), limbs (T,K,2), confidence (T,J), camera_*
     motion3d/<id>.npy   (T,J,3) metres: evaluation and 3D baselines only
 
+A dataset prepared from keypoint files (``free3d data prepare keypoints``) has no
+``motion3d/`` and no camera_* arrays: its meta.json says ``"motion3d": false``.
+
 Only :mod:`free3d.data.ground_truth` opens ``motion3d/``; the 2D training path
 (:mod:`free3d.data.motion2d`) has no code that can.
 """
@@ -66,18 +69,18 @@ MOTION2D_KEYS = ("trajectory", "limbs", "confidence", "camera_azimuth_deg", "cam
 
 
 def save_motion2d(path: str | os.PathLike, motion2d: Motion2D) -> None:
-    """Write one clip's motion2d/<id>.npz: float32 2D, float64 camera."""
+    """Write one clip's motion2d/<id>.npz: float32 2D, float64 camera (none when the
+    2D came from keypoint files: no camera is known, and a made-up one would mislead)."""
     cam = motion2d.camera
-    np.savez(
-        path,
-        trajectory=motion2d.trajectory.astype(np.float32),
-        limbs=motion2d.limbs.astype(np.float32),
-        confidence=motion2d.confidence.astype(np.float32),
-        camera_azimuth_deg=np.float64(cam.azimuth_deg),
-        camera_elevation_deg=np.float64(cam.elevation_deg),
-        camera_scale=np.float64(cam.scale),
-        camera_translation=np.asarray(cam.translation, dtype=np.float64),
-    )
+    arrays = {"trajectory": motion2d.trajectory.astype(np.float32),
+              "limbs": motion2d.limbs.astype(np.float32),
+              "confidence": motion2d.confidence.astype(np.float32)}
+    if cam is not None:
+        arrays.update(camera_azimuth_deg=np.float64(cam.azimuth_deg),
+                      camera_elevation_deg=np.float64(cam.elevation_deg),
+                      camera_scale=np.float64(cam.scale),
+                      camera_translation=np.asarray(cam.translation, dtype=np.float64))
+    np.savez(path, **arrays)
 
 
 def load_arrays(path: Path, keys: tuple[str, ...] | None = None) -> np.ndarray | dict[str, np.ndarray]:
@@ -104,10 +107,13 @@ class DatasetWriter:
     place only when :meth:`commit` is called, so a failure leaves nothing behind.
 
     Use as a context manager: leaving the block by an exception removes the scratch folder.
+    ``with_3d=False``: a 2D-only dataset (keypoint files), written without ``motion3d/``.
     """
 
-    def __init__(self, out: str | os.PathLike, *, overwrite: bool = False) -> None:
+    def __init__(self, out: str | os.PathLike, *, overwrite: bool = False,
+                 with_3d: bool = True) -> None:
         self.out = Path(out)
+        self.with_3d = with_3d
         if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())):
             if not overwrite:
                 raise FileExistsError(f"{self.out} already exists and is not empty; choose another "
@@ -129,7 +135,8 @@ class DatasetWriter:
             raise ValueError(f"--out {self.out} cannot be made or written: {e.strerror or e}") from None
         self._held = hold(self.tmp)  # held while writing: the scratch of a live run
         for d in (MOTION2D_DIR, MOTION3D_DIR, TEXTS_DIR, "splits"):
-            (self.tmp / d).mkdir()
+            if d != MOTION3D_DIR or with_3d:
+                (self.tmp / d).mkdir()
         self.records: list[ClipRecord] = []
         self._committed = False
 
@@ -141,9 +148,12 @@ class DatasetWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
         os.close(self._held)
 
-    def add(self, record: ClipRecord, joints3d: np.ndarray, motion2d: Motion2D,
+    def add(self, record: ClipRecord, joints3d: np.ndarray | None, motion2d: Motion2D,
             captions: list[str]) -> None:
         cid = check_clip_id(record.id)
+        if (joints3d is None) == self.with_3d:
+            raise ValueError(f"clip {cid}: 3D joints {'missing' if self.with_3d else 'given'} "
+                             f"for a dataset {'with' if self.with_3d else 'without'} motion3d/")
         if record.split not in SPLITS:
             raise ValueError(f"clip {cid}: split must be one of {SPLITS}, got {record.split!r}")
         captions = [c.strip() for c in captions if c.strip()]
@@ -151,7 +161,8 @@ class DatasetWriter:
             raise ValueError(f"clip {cid}: no captions")
         if any("\n" in c for c in captions):
             raise ValueError(f"clip {cid}: a caption contains a line break")
-        np.save(self.tmp / MOTION3D_DIR / f"{cid}.npy", joints3d.astype(np.float32))
+        if joints3d is not None:
+            np.save(self.tmp / MOTION3D_DIR / f"{cid}.npy", joints3d.astype(np.float32))
         save_motion2d(self.tmp / MOTION2D_DIR / f"{cid}.npz", motion2d)
         (self.tmp / TEXTS_DIR / f"{cid}.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
         self.records.append(record)

@@ -52,7 +52,7 @@ class Motion2D:
     trajectory: np.ndarray  # (T, 2) root, first frame at the origin
     limbs: np.ndarray  # (T, K, 2) child - parent
     confidence: np.ndarray  # (T, J) in [0, 1]; ones for mocap
-    camera: Camera
+    camera: Camera | None  # None: 2D from keypoint files, whose camera nobody knows
 
 
 def project_clip(joints: np.ndarray, camera: Camera, skeleton: Skeleton) -> Motion2D:

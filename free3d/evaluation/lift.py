@@ -25,6 +25,7 @@ from ..data.ground_truth import (
     load_camera,
     load_motion3d,
     load_split3d,
+    require_3d,
     world_to_camera,
 )
 from ..data.motion2d import load_clip2d
@@ -169,6 +170,7 @@ def evaluate_lifting(data: str | Path, *, model_path: str | Path | None = None,
                          f"({', '.join(REFERENCES)})")
     device = resolve_device(device)
     skeleton = get_skeleton(read_meta(data)["skeleton"])
+    require_3d(data, "eval lift (MPJPE against the 3D)")
     ids = read_split(data, split)
     model = cfg = None
     if model_path is not None:

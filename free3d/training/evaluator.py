@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .. import __version__, distributed
 from ..checkpoints import load_evaluator  # noqa: F401  (its old home; inference imports it from there)
-from ..data.ground_truth import load_motion3d
+from ..data.ground_truth import load_motion3d, require_3d
 from ..data.prepared import read_captions, read_meta, read_records
 from ..device import enable_fast_math, resolve_device
 from ..models.evaluator import Evaluator, EvaluatorConfig, pad_joints, position_features
@@ -94,6 +94,7 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
     enable_fast_math(device)
     run = RunDir(out)
     meta = read_meta(cfg.data)
+    require_3d(cfg.data, "evaluator training")
     skeleton = get_skeleton(meta["skeleton"])
     records = read_records(cfg.data)
     contents = sorted({r.labels["content"] for r in records if r.labels.get("content")})

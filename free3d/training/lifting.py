@@ -230,8 +230,9 @@ def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
         for c in ds.clips:
             clips.append({"traj2": c.trajectory, "limbs2": c.limbs, "conf": c.confidence})
     else:
-        from ..data.ground_truth import load_camera, load_motion3d, world_to_camera
+        from ..data.ground_truth import load_camera, load_motion3d, require_3d, world_to_camera
 
+        require_3d(cfg.data, "rvq3d training (3D-supervised)")
         for c in ds.clips:
             j3 = load_motion3d(cfg.data, c.clip_id).astype(np.float64)
             if cfg.input_dim == 2:  # supervised lifting: the 3D target in the 2D's camera frame
