@@ -88,3 +88,11 @@ def tf32_scope(device: torch.device, *, enabled: bool) -> Iterator[None]:
         yield
     finally:
         matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor (indices, masks) onto ``device``; on a GPU through pinned memory,
+    so the copy does not make the host wait for the work already queued."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -100,21 +100,12 @@ def rand_rows(n: int, *shape: int, generator: torch.Generator | None = None,
 
 
 def gather_rows(x: Tensor) -> Tensor:
-    """The rows of ``x`` from every rank, in rank order (no gradient)."""
+    """The rows of ``x`` from every rank, in rank order (no gradient): the global batch."""
     if not active():
         return x
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
-
-
-def local_rows(x: Tensor) -> Tensor:
-    """This rank's rows of a tensor gathered with :func:`gather_rows`."""
-    if not active():
-        return x
-    n = x.shape[0] // dist.get_world_size()
-    r = dist.get_rank()
-    return x[r * n:(r + 1) * n]
 
 
 def all_sum(x: Tensor) -> Tensor:

@@ -25,6 +25,18 @@ MANIFEST = "generations.json"
 SCRATCH = ".free3d-"  # prefix of the hidden folder each save renders into
 
 
+def write_motion_file(path: Path, fmt: str, joints: np.ndarray, skeleton, *, fps: float, title: str,
+                      joints2d: np.ndarray | None = None) -> None:
+    """One motion as ``fmt``: npy (float32 joints), bvh, or a gif / mp4 / png preview
+    (beside ``joints2d``, the 2D it came from, when given)."""
+    if fmt == "npy":
+        np.save(path, joints.astype(np.float32))
+    elif fmt == "bvh":
+        write_bvh(path, joints, skeleton, fps=fps)
+    else:
+        render_preview(joints, joints2d, skeleton, path, title=title, fps=fps)
+
+
 def parse_formats(spec: str) -> list[str]:
     """``"npy,gif"`` -> ["npy", "gif"], checked (mp4 also needs imageio-ffmpeg)."""
     formats = [f.strip().lower().lstrip(".") for f in spec.split(",") if f.strip()]
@@ -145,13 +157,8 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
             files = {}
             for fmt in formats:
                 path = scratch / f"{stem}.{fmt}"
-                if fmt == "npy":
-                    np.save(path, m.joints.astype(np.float32))
-                elif fmt == "bvh":
-                    write_bvh(path, m.joints, m.skeleton, fps=m.fps)
-                else:
-                    render_preview(m.joints, None, m.skeleton, path, title=f"{m.text} (seed {m.seed})",
-                                   fps=m.fps)
+                write_motion_file(path, fmt, m.joints, m.skeleton, fps=m.fps,
+                                  title=f"{m.text} (seed {m.seed})")
                 files[fmt] = path.name
             entries.append({"text": m.text, "seed": m.seed, "frames": m.num_frames,
                             "seconds": round(m.seconds, 2), "fps": m.fps, "skeleton": m.skeleton.name,

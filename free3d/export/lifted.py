@@ -27,8 +27,8 @@ from ..evaluation.lift import lift_clip
 from ..keypoints import TARGET_FPS, Keypoints, prepare_2d
 from ..representation import to_free3d
 from ..skeleton import Skeleton
-from .bvh import rigidify, write_bvh
-from .preview import render_preview
+from .bvh import rigidify
+from .generated import write_motion_file
 
 MANIFEST = "lifted.json"
 
@@ -91,13 +91,8 @@ def save_lifted(motion: LiftedMotion, out: str | os.PathLike, stem: str, formats
         files = {}
         for fmt in formats:
             path = scratch / f"{stem}.{fmt}"
-            if fmt == "npy":
-                np.save(path, motion.joints.astype(np.float32))
-            elif fmt == "bvh":
-                write_bvh(path, motion.joints, motion.skeleton, fps=motion.fps)
-            else:  # the lift beside the 2D it came from
-                render_preview(motion.joints, motion.joints2d, motion.skeleton, path,
-                               title=f"{Path(source).name}: lifted", fps=motion.fps)
+            write_motion_file(path, fmt, motion.joints, motion.skeleton, fps=motion.fps,
+                              title=f"{Path(source).name}: lifted", joints2d=motion.joints2d)
             files[fmt] = path.name
         np.savez(scratch / f"{stem}_2d.npz", joints2d=motion.joints2d.astype(np.float32),
                  confidence=motion.confidence.astype(np.float32), fps=motion.fps)

@@ -21,7 +21,6 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import __version__, distributed
-from ..checkpoints import load_evaluator  # noqa: F401  (its old home; inference imports it from there)
 from ..data.ground_truth import load_motion3d, require_3d
 from ..data.prepared import read_captions, read_meta, read_records
 from ..device import enable_fast_math, resolve_device

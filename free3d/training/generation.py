@@ -33,7 +33,7 @@ from .. import __version__, checkpoints, distributed
 from ..checkpoints import build_generator_part
 from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
-from ..device import enable_fast_math
+from ..device import enable_fast_math, to_device
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
@@ -159,13 +159,6 @@ def pad_codes(seqs: list[Tensor]) -> tuple[Tensor, Tensor]:
     return out, lengths
 
 
-def _to(t: Tensor, device: torch.device) -> Tensor:
-    """A small host tensor onto ``device``; pinned first, so the copy does not wait for a GPU."""
-    if device.type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t
-
-
 class TokenBatches:
     """Random (codes, lengths, text embedding) batches from tokenised clips.
 
@@ -204,8 +197,8 @@ class TokenBatches:
         lengths = self.seq_lengths[version]
         n = int(lengths.max())
         rows = rows if rows is not None else slice(None)
-        return {"codes": self.codes[_to(version[rows], self.device), :n],
-                "text": self.embeddings[_to(caption[rows], self.device)],
+        return {"codes": self.codes[to_device(version[rows], self.device), :n],
+                "text": self.embeddings[to_device(caption[rows], self.device)],
                 "lengths": lengths[rows], "global_lengths": lengths}
 
 
@@ -245,29 +238,34 @@ def masking_plan(lengths: Tensor, n: int, num_tokens: int, generator: torch.Gene
             "masked_out": masked_out[rows], "random_ids": random_ids[rows], "drop": drop[rows]}
 
 
-def _mean_over_processes(total: Tensor, count: Tensor) -> Tensor:
-    """``total`` / (count summed over processes), scaled so that DDP's gradient average
-    gives the gradient of the global mean (count differs between processes)."""
-    return total * distributed.world_size() / distributed.all_sum(count).clamp_min(1)
+def _token_cross_entropy(logits: Tensor, labels: Tensor, label_smoothing: float) -> tuple[Tensor, dict]:
+    """Cross-entropy over the scored tokens (``labels`` >= 0) and their accuracy.
+
+    The sum is divided by the count of scored tokens over all processes and scaled by
+    their number, so that DDP's gradient average is the gradient of the global batch's
+    mean (each process scores a different number of tokens).
+    """
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100,
+                         label_smoothing=label_smoothing, reduction="sum")
+    scored = labels >= 0
+    count = distributed.all_sum(scored.sum()).clamp_min(1)
+    loss = ce * distributed.world_size() / count
+    hits = ((logits.argmax(-1) == labels) & scored).sum()
+    return loss, {"loss": loss, "acc": distributed.all_sum(hits) / count}
 
 
 def masked_loss_from_plan(model: MaskedTransformer, codes: Tensor, text: Tensor,
                           plan: dict[str, Tensor], label_smoothing: float = 0.1) -> tuple[Tensor, dict]:
     """Cross-entropy on the masked positions of layer-0 codes (b, n[, L]), on the device."""
     ids = codes[..., 0] if codes.dim() == 3 else codes
-    plan = {k: _to(v, ids.device) for k, v in plan.items()}
+    plan = {k: to_device(v, ids.device) for k, v in plan.items()}
     mask = plan["mask"]
     labels = torch.where(mask, ids, -100)
     x = torch.where(plan["pad"], model.pad_id, ids)
     x = torch.where(plan["randomised"], plan["random_ids"], x)
     x = torch.where(plan["masked_out"], model.mask_id, x)
     logits = model(x, model.body.condition(text, plan["drop"]), plan["pad"])
-    ce = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100,
-                         label_smoothing=label_smoothing, reduction="sum")
-    count = mask.sum()
-    loss = _mean_over_processes(ce, count)
-    hits = ((logits.argmax(-1) == ids) & mask).sum()
-    return loss, {"loss": loss, "acc": distributed.all_sum(hits) / distributed.all_sum(count).clamp_min(1)}
+    return _token_cross_entropy(logits, labels, label_smoothing)
 
 
 def masked_token_loss(model: MaskedTransformer, codes: Tensor, lengths: Tensor, text: Tensor,
@@ -301,19 +299,13 @@ def residual_loss_from_plan(model: ResidualTransformer, codes: Tensor, text: Ten
                             plan: dict[str, Tensor], label_smoothing: float = 0.1) -> tuple[Tensor, dict]:
     b, n, _ = codes.shape
     upto = int(plan["upto"])  # a host number: the loop over layers needs no device read
-    plan = {k: _to(v, codes.device) for k, v in plan.items() if k != "upto"}
+    plan = {k: to_device(v, codes.device) for k, v in plan.items() if k != "upto"}
     layer, pad = plan["layer"], plan["pad"]
     history = model.history(codes, layer, max_layer=upto)
     logits = model(history, layer, model.body.condition(text, plan["drop"]), pad)
     target = codes.gather(2, layer[:, None, None].expand(b, n, 1)).squeeze(-1)
     labels = torch.where(pad | (target < 0), -100, target)
-    ce = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100,
-                         label_smoothing=label_smoothing, reduction="sum")
-    valid = labels >= 0
-    count = valid.sum()
-    loss = _mean_over_processes(ce, count)
-    hits = ((logits.argmax(-1) == labels) & valid).sum()
-    return loss, {"loss": loss, "acc": distributed.all_sum(hits) / distributed.all_sum(count).clamp_min(1)}
+    return _token_cross_entropy(logits, labels, label_smoothing)
 
 
 def residual_token_loss(model: ResidualTransformer, codes: Tensor, lengths: Tensor, text: Tensor,
@@ -327,7 +319,7 @@ def residual_token_loss(model: ResidualTransformer, codes: Tensor, lengths: Tens
 
 def length_loss(model: LengthEstimator, lengths: Tensor, text: Tensor) -> tuple[Tensor, dict]:
     logits = model(text)
-    target = _to(lengths.clamp(max=model.max_tokens), text.device)
+    target = to_device(lengths.clamp(max=model.max_tokens), text.device)
     loss = F.cross_entropy(logits.float(), target)
     acc = (logits.argmax(-1) == target).float().mean()
     return loss, {"loss": loss, "acc": acc}

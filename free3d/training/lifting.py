@@ -24,7 +24,7 @@ from .. import __version__, distributed
 from ..checkpoints import build_autoencoder, load_autoencoder
 from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
-from ..device import enable_fast_math
+from ..device import enable_fast_math, to_device
 from ..losses import (
     bone_length_loss,
     cycle_loss,
@@ -205,10 +205,8 @@ class ClipArrays:
         room = self.lengths[pick] - window + 1
         offset = (torch.rand(batch, generator=generator).numpy() * room).astype(np.int64)
         first = torch.from_numpy(self.starts[pick] + offset)[rows if rows is not None else slice(None)]
-        device = self.device
-        if device.type == "cuda":  # pinned, so the copy does not wait for the GPU
-            first = first.pin_memory().to(device, non_blocking=True)
-        idx = first[:, None] + torch.arange(window, device=device)
+        first = to_device(first, self.device)
+        idx = first[:, None] + torch.arange(window, device=self.device)
         return {k: v[idx] for k, v in self.arrays.items()}
 
 
