@@ -125,7 +125,7 @@ def _train(args: argparse.Namespace) -> None:
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
-        "lambda_cycle", "lambda_floor", "log_every", "precision", "warmup_iters")}
+        "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters", "grad_clip")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -583,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "displacement (free3d recipe's ML-RQ)")
         q.add_argument("--mirror-clips", action="store_true",
                        help="also train on every clip's mirror image (left and right swapped)")
+        q.add_argument("--grad-clip", type=float, help="clip each step's gradient to this global "
+                       "norm; 0 = off (default 0; the ML-RQ's free3d recipe: 1)")
         _training_run_options(q)
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))
@@ -598,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lambda-floor", type=float,
                            help="weight of Lfloor, our addition: the lowest foot stays on a "
                                 "level floor (default 0)")
+            q.add_argument("--lambda-skate", type=float,
+                           help="weight of Lskate, our addition: a planted foot does not slide, "
+                                "so the root's depth follows the feet (default 0)")
             q.add_argument("--no-upright-views", action="store_true",
                            help="ablation: Lrec and Lcycle turn about the camera's vertical")
             q.add_argument("--no-rec", action="store_true", help="ablation: without Lrec")

@@ -252,3 +252,32 @@ def floor_loss(traj3: Tensor, limbs3: Tensor, skeleton: Skeleton, *, delta: floa
     lowest = up.min(-1).values  # (B, T)
     drift = lowest - lowest.median(dim=1, keepdim=True).values
     return torch.nn.functional.huber_loss(drift, torch.zeros_like(drift), delta=delta)
+
+
+def foot_skate_loss(traj3: Tensor, limbs3: Tensor, skeleton: Skeleton, *, fps: float = 20.0,
+                    contact_height: float = 0.05, softness: float = 0.01) -> Tensor:
+    """Lskate (our addition): a foot on the floor does not slide.
+
+    The clip is stood up (:func:`upright_rotation`, no gradient) and its floor taken as
+    the median over frames of the lowest foot joint (ankles and toes). In each frame the
+    lowest joint is the planted one, while it is within ``contact_height`` of that floor
+    (soft, gradient-free weights), and its horizontal speed between two frames in which it
+    is planted (m/s, squared) is charged.
+    The image fixes a planted foot's x and y, so what the term moves is depth: the root's
+    depth velocity must cancel the planted foot's motion relative to the root, which is
+    how a walk seen from the front tells forwards from backwards. It reads no 3D data.
+    """
+    rel = traj3 - traj3[:, :1]
+    joints = from_free3d(rel, limbs3, skeleton)
+    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    up = rotate(joints[..., feet, :], upright_rotation(limbs3, skeleton).unsqueeze(1))  # (B, T, 4, 3)
+    height = up[..., 1].detach()
+    lowest = height.min(-1).values  # (B, T)
+    floor = lowest.median(dim=1).values  # (B,)
+    # the planted joint is the lowest one (a soft choice among the four), and only while it
+    # touches the floor (not in a run's flight phase)
+    pick = torch.softmax(-height / softness, dim=-1) * torch.sigmoid(
+        (floor[:, None] + contact_height - lowest) / softness)[..., None]
+    planted = pick[:, 1:] * pick[:, :-1]  # (B, T-1, 4)
+    speed2 = ((up[:, 1:] - up[:, :-1])[..., [0, 2]] * fps).square().sum(-1)
+    return (planted * speed2).sum() / planted.sum().clamp_min(1.0)

@@ -1,4 +1,4 @@
-"""Lcycle, Lfloor and the floor-levelling upright estimate, on hand-built cases."""
+"""Lcycle, Lfloor, Lskate and the floor-levelling upright estimate, on hand-built cases."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from free3d.data.canonical import floor_tilt, upright_transform
-from free3d.losses import cycle_loss, floor_loss
+from free3d.losses import cycle_loss, floor_loss, foot_skate_loss
 from free3d.representation import rotate, rotation_x, rotation_y, to_free3d
 from free3d.skeleton import get_skeleton
 
@@ -65,6 +65,48 @@ def test_floor_loss_flags_a_climbing_walk_and_not_a_level_one():
     tilt = rotation_x(torch.tensor(math.radians(15.0), dtype=torch.float64))
     seen = rotate(walk(), tilt)
     assert float(floor_loss(*to_free3d(seen, S), S)) < 1e-4
+
+
+def stepping_walk(frames: int = 40, speed: float = 0.035, step: int = 10) -> torch.Tensor:
+    """(1, T, J, 3) a walk along +Z whose feet take turns: the stance foot stays where it
+    landed, on the floor; the swing foot moves at twice the body's speed, 10 cm up."""
+    rest = torch.from_numpy(S.rest_pose()).double()
+    rest = rest - torch.tensor([0.0, float(rest[:, 1].min()), 0.0], dtype=torch.float64)
+    t = torch.arange(frames, dtype=torch.float64)
+    joints = rest.expand(frames, -1, -1).clone()
+    joints[..., 2] += (t * speed)[:, None]
+    for k, side in enumerate(("left", "right")):
+        stance = (t // step) % 2 == k
+        world_z = torch.cumsum(torch.where(stance, 0.0, 2 * speed), 0)  # the foot's travel
+        for j in ("ankle", "toe"):
+            i = S.index(f"{side}_{j}")
+            joints[:, i, 2] = rest[i, 2] + world_z
+            joints[:, i, 1] = rest[i, 1] + torch.where(stance, 0.0, 0.1)
+    return joints[None]
+
+
+def test_skate_loss_tells_a_walk_from_the_same_steps_sliding_or_walked_backwards():
+    joints = stepping_walk()
+    traj, limbs = to_free3d(joints, S)
+    planted = float(foot_skate_loss(traj, limbs, S))
+    assert planted < 1e-2
+    # the same limbs, the root's depth travel reversed: the planted foot now slides back
+    back = traj.clone()
+    back[..., 2] = traj[:, :1, 2] - (traj[..., 2] - traj[:, :1, 2])
+    assert float(foot_skate_loss(back, limbs, S)) > 100 * planted + 1.0
+    # standing still and sliding forward
+    stand = torch.from_numpy(S.rest_pose()).double().expand(1, 40, -1, -1).clone()
+    slide = stand.clone()
+    slide[..., 2] += (torch.arange(40, dtype=torch.float64) * 0.035)[None, :, None]
+    assert float(foot_skate_loss(*to_free3d(stand, S), S)) < 1e-8
+    assert float(foot_skate_loss(*to_free3d(slide, S), S)) > 0.4  # 0.7 m/s, squared
+    # seen by an elevated camera the planted walk is still planted (the clip is stood up)
+    seen = rotate(joints, rotation_x(torch.tensor(math.radians(15.0), dtype=torch.float64)))
+    assert float(foot_skate_loss(*to_free3d(seen, S), S)) < 1e-2
+    # the gradient reaches the trajectory's depth
+    back.requires_grad_(True)
+    foot_skate_loss(back, limbs, S).backward()
+    assert back.grad[..., 2].abs().sum() > 0
 
 
 def test_floor_tilt_recovers_a_known_camera_elevation():

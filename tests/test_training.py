@@ -222,3 +222,38 @@ def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_r
         train(make_config("prior", procedural_dataset, iters=1, init_from=str(prior_run),
                           **{**kw, "arch": {**TINY, "width": 48}}), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
+def test_grad_clip_bounds_a_runaway_step_and_logs_the_norm(tmp_path):
+    from free3d.distributed import Context
+    from free3d.training.loop import fit
+    from free3d.training.run import RunDir
+
+    x = torch.ones(1, 4)
+
+    def one_step(grad_clip: float, out) -> tuple[torch.Tensor, list[dict]]:
+        model = torch.nn.Linear(4, 1, bias=False)
+        torch.nn.init.zeros_(model.weight)
+
+        class Step(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, batch):
+                loss = 1e6 * self.model(batch).sum()  # a runaway batch: gradient norm 2e6
+                return loss, {"loss": loss}
+
+        out.mkdir()
+        fit(run=RunDir(out), ctx=Context(), model=model, step=Step(),
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1), learning_rate=lambda i: 0.1,
+            next_batch=lambda: x, sampler=torch.Generator(), start=0, total=1, log_every=1,
+            checkpoint_every=1, progress=False, grad_clip=grad_clip)
+        with open(out / "log.csv") as f:
+            return model.weight.detach().clone(), list(csv.DictReader(f))
+
+    clipped, log = one_step(1.0, tmp_path / "clipped")
+    assert float(clipped.norm()) == pytest.approx(0.1, rel=1e-5)  # lr x the clipped norm
+    assert float(log[0]["grad_norm"]) == pytest.approx(2e6, rel=1e-5)  # the norm before clipping
+    free, log = one_step(0.0, tmp_path / "free")
+    assert float(free.norm()) == pytest.approx(0.1 * 2e6, rel=1e-5) and "grad_norm" not in log[0]

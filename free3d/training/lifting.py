@@ -31,6 +31,7 @@ from ..losses import (
     depth_isotropy_loss,
     feature_loss,
     floor_loss,
+    foot_skate_loss,
     knee_hinge_loss,
     loss_2d,
     orientation_loss,
@@ -76,6 +77,7 @@ class TrainConfig:
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     lambda_cycle: float = 0.0  # Lcycle, our addition (losses.cycle_loss); 0 = the paper
     lambda_floor: float = 0.0  # Lfloor, our addition (losses.floor_loss); 0 = the paper
+    lambda_skate: float = 0.0  # Lskate, our addition (losses.foot_skate_loss); 0 = the paper
     recipe: str = "paper"  # the named set of ML-RQ terms the run started from (RECIPES)
     beta: float = 2.0  # commitment weight (paper: 2 for ML-RQ; MoMask 0.02)
     max_tilt_deg: float = 10.0
@@ -96,6 +98,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     precision: str = "fp32"  # "bf16": autocast on the device (the quantizer stays fp32)
+    grad_clip: float = 0.0  # > 0: clip each step's gradient to this global norm (free3d: 1)
 
     @property
     def total_iters(self) -> int:
@@ -128,7 +131,7 @@ PRESET_TRAINING = {
 RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
-               "lambda_bone": 10.0, "representation": "limbs-velocity"},
+               "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0},
 }
 
 
@@ -364,6 +367,9 @@ class StageStep(nn.Module):
         if cfg.lambda_floor > 0:
             terms["lfloor"] = floor_loss(out.trajectory, out.limbs, s) / self.traj_std.mean().square()
             total = total + cfg.lambda_floor * terms["lfloor"]
+        if cfg.lambda_skate > 0:
+            terms["lskate"] = foot_skate_loss(out.trajectory, out.limbs, s)
+            total = total + cfg.lambda_skate * terms["lskate"]
         return total, {"loss": total, **terms, "commit": out.commit_loss,
                        "perplexity": out.perplexity.mean()}
 
@@ -439,5 +445,5 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
         next_batch=lambda: arrays.sample(cfg.batch_size, cfg.window, sampler, rows),
         sampler=sampler, start=start, total=cfg.total_iters, log_every=cfg.log_every,
         checkpoint_every=cfg.checkpoint_every, precision=cfg.precision,
-        desc=f"train {cfg.stage}", progress=progress)
+        desc=f"train {cfg.stage}", progress=progress, grad_clip=cfg.grad_clip)
     return run.path

@@ -42,8 +42,13 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
         optimizer: torch.optim.Optimizer, learning_rate: Callable[[int], float],
         next_batch: Callable[[], object], sampler: torch.Generator, start: int, total: int,
         log_every: int, checkpoint_every: int, precision: str = "fp32", desc: str = "train",
-        progress: bool = True) -> None:
-    """Run steps ``start`` .. ``total`` - 1 of ``step`` (which holds ``model``)."""
+        progress: bool = True, grad_clip: float = 0.0) -> None:
+    """Run steps ``start`` .. ``total`` - 1 of ``step`` (which holds ``model``).
+
+    ``grad_clip`` > 0 scales each step's gradient down to that global norm when it is
+    larger (the norm before clipping is logged as ``grad_norm``): one runaway batch then
+    moves the weights no more than an ordinary one.
+    """
     device = ctx.device
     forward = step
     if ctx.world > 1:
@@ -65,6 +70,8 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
         not_finite |= ~torch.isfinite(loss.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip > 0:
+            logs = {**logs, "grad_norm": nn.utils.clip_grad_norm_(model.parameters(), grad_clip)}
         optimizer.step()
         done = i + 1
         log_now = done % log_every == 0 or done == total
