@@ -16,7 +16,7 @@ is worse (higher) and the median relative change, for two scores:
 - ``relative``: the same divided by the window's own spread over time, for analysis.
   A plain error is smaller for motion with less spread, so it favours a flattened body;
   the relative one does not. It is not a training option: a lifter trained with it
-  (README, "Why Lrec does not set the depth's size") blew its depth up to metres, where the spread
+  (docs/results.md, "Why Lrec does not set the depth's size") blew its depth up to metres, where the spread
   grows faster than the error.
 
 A score that can give depth is worse in most windows at every factor other than 1.

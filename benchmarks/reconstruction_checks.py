@@ -8,7 +8,7 @@ it most often), and the median distance the root travels over the clip (first to
 frame, on the floor) in the real 3D and in the reconstruction. The reconstruction is
 ``free3d.evaluation.generation.tokeniser_reconstructions``: the ML-RQ reads each clip's
 stored 2D view, MoMask's RVQ-VAE reads the 3D. It explains the reconstruction rows of
-the README's evaluation table content by content.
+docs/results.md's table 1 (previous bundle) content by content.
 """
 
 from __future__ import annotations

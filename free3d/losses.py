@@ -164,7 +164,7 @@ def depth_isotropy_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None 
     the batch's mean z^2 equals its mean x^2. L2D pins x, so this sets the size of the
     depth, which Lrec's score leaves open (``benchmarks/prior_depth_checks.py``). Squared
     log-ratio per limb, averaged over limbs; it constrains the batch's statistics, never
-    one clip's depth. Measured in the README: it deepens the lift without improving it.
+    one clip's depth. Measured in docs/results.md: it deepens the lift without improving it.
     """
     upright = rotate(limbs3, upright_rotation(limbs3, skeleton).unsqueeze(1))  # (B, T, K, 3)
     w = (torch.ones_like(upright[..., 0, 0]) if mask is None else mask.to(upright.dtype))[..., None]

@@ -6,9 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from mpl_toolkits.mplot3d import proj3d
 from PIL import Image
 
 from free3d.export import preview
@@ -177,32 +175,129 @@ def test_bandai_clavicles_take_the_arms_side():
 
 
 def test_3d_view_is_upright_unmirrored_and_sees_the_front(clip):
-    """The (x, z, y) plotting swap is a reflection; the panel must undo it. With the body
-    facing +Z, the camera must be on the front side, the head above the feet and the
-    body's left (+X) on the right of the picture, as in a photograph of its front."""
+    """With the body facing +Z, the camera must be on the front side, the head above the
+    feet and the body's left (+X) on the right of the picture, as in a photograph of its
+    front; and it is a perspective view: nearer things look larger."""
     sk = get_skeleton("bandai21")
     fig = Figure(figsize=(5, 4), dpi=80)
-    canvas = FigureCanvasAgg(fig)
-    panel = preview._Panel3D(fig, fig.add_gridspec(1, 1)[0, 0], clip, sk, ["k"] * sk.num_limbs)
-    panel.update(0)
-    canvas.draw()
-    proj = panel.ax.get_proj()
+    panel = preview._Panel3D(fig, fig.add_gridspec(1, 1)[0, 0], clip, sk, ["k"] * sk.num_limbs,
+                             fps=FPS)
+    cam = panel.cam
 
-    def screen(p):  # world (x, y, z) -> screen (u, v)
-        u, v, _ = proj3d.proj_transform(p[0], p[2], p[1], proj)
-        return np.array([u, v])
+    def screen(p):
+        return cam.project(np.asarray(p, dtype=np.float64), 0)[0]
 
     pose = clip[0]
     head, toe = screen(pose[sk.index("head")]), screen(pose[sk.index("left_toe")])
     assert head[1] > toe[1]
     left, right = screen(pose[sk.index("left_wrist")]), screen(pose[sk.index("right_wrist")])
     assert left[0] > right[0]
-    # perspective: a metre along x looks longer on the side nearer the camera
-    (_, _), (z0, z1) = panel.ax.get_xlim(), sorted(panel.ax.get_ylim())
-    front = np.linalg.norm(screen((0.5, 0.0, z1)) - screen((-0.5, 0.0, z1)))
-    back = np.linalg.norm(screen((0.5, 0.0, z0)) - screen((-0.5, 0.0, z0)))
-    assert front > back
+    # the camera is in front (+Z) and to the body's left (+X): the nose side is nearer
+    _, d_front = cam.project(pose[0] + np.array([0.0, 0.0, 0.3]), 0)
+    _, d_back = cam.project(pose[0] - np.array([0.0, 0.0, 0.3]), 0)
+    _, d_left = cam.project(pose[0] + np.array([0.3, 0.0, 0.0]), 0)
+    _, d_right = cam.project(pose[0] - np.array([0.3, 0.0, 0.0]), 0)
+    assert d_front < d_back and d_left < d_right
+    # perspective: a metre across looks longer nearer the camera
+    cx, cz = cam.centre[0]
+    near, far = np.array([cx + 1.0, 0.0, cz + 1.0]), np.array([cx - 1.0, 0.0, cz - 1.0])
+    across = np.array([0.5, 0.0, -0.5])
+    assert (np.linalg.norm(screen(near + across) - screen(near - across))
+            > 1.2 * np.linalg.norm(screen(far + across) - screen(far - across)))
     fig.clear()
+
+
+# ---------------------------------------------------------------------------------------
+# framing: the camera follows the body, which fills a good part of the picture
+
+
+def _panel_pixels(frame: np.ndarray) -> np.ndarray:
+    """The 3D panel of an animation frame (no title, no clock, no legend)."""
+    return frame[preview._TITLE_PX + 2: frame.shape[0] - preview._FOOT_PX - 2, 6:-6]
+
+
+def _body_box(panel: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) pixel rows/columns of the skeleton: its left and right
+    bones' colours and the dark head, joints and centre bones."""
+    px = panel.astype(np.int32)
+    mask = np.zeros(px.shape[:2], dtype=bool)
+    for c in (preview.SIDE_COLORS["left"], preview.SIDE_COLORS["right"]):
+        rgb = np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)])
+        mask |= np.abs(px - rgb).sum(axis=-1) < 40
+    mask |= (px < 80).all(axis=-1)
+    rows, cols = np.nonzero(mask)
+    assert len(rows) > 100, "no skeleton drawn"
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+def _frames(joints, step, title="a person walks forward"):
+    sk = get_skeleton("bandai21")
+    return list(preview._animation_frames([("3d", joints)], sk, title, FPS, step))
+
+
+def test_walk_of_several_metres_stays_framed_and_large():
+    clip = walking_clip(120)  # 6 s at 1.2 m/s: 7.1 m along +Z
+    assert clip[-1, 0, 2] - clip[0, 0, 2] > 7.0
+    frames = _frames(clip, step=119)
+    assert len(frames) == 2
+    for frame in frames:  # the first and the last frame
+        panel = _panel_pixels(frame)
+        h, w = panel.shape[:2]
+        top, bottom, left, right = _body_box(panel)
+        assert 0.5 <= (bottom - top + 1) / h <= 0.75, (top, bottom, h)
+        assert top > 0.08 * h and bottom < 0.92 * h  # inside, with room above and below
+        assert left > 0.2 * w and right < 0.8 * w  # near the middle: the camera follows
+
+
+def test_floor_grid_moves_with_the_world_and_shows_contact():
+    clip = walking_clip(40)
+    standing = clip.copy()
+    standing[..., 2] -= (1.2 * np.arange(40) / FPS)[:, None]  # the same pose, in place
+    floating = clip + np.array([0.0, 0.3, 0.0])  # every frame 30 cm above the floor
+
+    def floor_strip(frame):  # the panel's lowest rows: floor only, below the feet
+        panel = _panel_pixels(frame)
+        return panel[int(0.9 * len(panel)):]
+
+    walk = _frames(clip, step=10)
+    still = _frames(standing, step=10)
+    assert not np.array_equal(floor_strip(walk[0]), floor_strip(walk[1]))  # travel shows
+    assert np.array_equal(floor_strip(still[0]), floor_strip(still[1]))  # no false motion
+
+    def contact_pixels(frame):
+        rgb = np.array([int(preview.CONTACT_COLOR[i:i + 2], 16) for i in (1, 3, 5)])
+        return int((np.abs(_panel_pixels(frame).astype(np.int32) - rgb).sum(-1) < 60).sum())
+
+    assert contact_pixels(walk[0]) > 30  # feet on y = 0
+    assert contact_pixels(_frames(floating, step=40)[0]) == 0
+
+
+def test_camera_follows_smoothly_without_lag():
+    t = np.arange(100) / FPS
+    path = np.stack([0.03 * np.sin(2 * np.pi * 2.0 * t), 1.5 * t], axis=1)  # sway + a walk
+    centre = preview.follow_path(path, FPS, radius=0.5)
+    assert np.abs(centre[:, 0]).max() < 0.005  # the 2 Hz sway is smoothed away
+    assert np.abs(centre[:, 1] - path[:, 1]).max() < 0.01  # no lag, ends included
+    jump = np.zeros((60, 2))
+    jump[30:, 0] = 3.0  # a 3 m jump between two frames: the camera never loses the body
+    centre = preview.follow_path(jump, FPS, radius=0.5)
+    assert np.linalg.norm(centre - jump, axis=1).max() <= 0.5 + 1e-9
+    assert np.isfinite(preview.follow_path(np.full((5, 2), np.nan), FPS, radius=0.5)).all()
+
+
+def test_a_jump_stays_in_the_picture():
+    clip = walking_clip(40)
+    clip[15:25, :, 1] += 0.9  # a high jump
+    for frame in _frames(clip, step=5):
+        top, bottom, _, _ = _body_box(_panel_pixels(frame))
+        assert top > 0 and bottom < _panel_pixels(frame).shape[0] - 1
+
+
+def test_preview_is_deterministic(tmp_path, clip):
+    sk = get_skeleton("bandai21")
+    a = render_preview(clip, clip[..., :2], sk, tmp_path / "a.gif", title="a walk", fps=FPS)
+    b = render_preview(clip, clip[..., :2], sk, tmp_path / "b.gif", title="a walk", fps=FPS)
+    assert a.read_bytes() == b.read_bytes()
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,14 +1,19 @@
 """Quick-look previews of motions: an animated GIF (or MP4) or a PNG sheet of keyframes.
 
-A 3D motion is drawn in a matplotlib 3D panel with the world's Y axis vertical, a floor
-grid at y = 0 and the root's path on the floor; a 2D motion (image-plane coordinates, y
-up) in a flat panel with equal aspect. Given both, the panels stand side by side. Bones
-are coloured by side: left blue, right red, centre grey.
+A 3D motion is drawn by a perspective camera that follows the body: it looks from the
+front-left and above at a point that tracks the root (smoothed, so gait sway does not
+shake the picture), keeping the standing body at ``FILL`` of the panel's height. The
+floor is a grid fixed in the world that slides past as the body travels, with each
+bone's shadow, the root's path and a mark under every foot that touches the floor. A
+2D motion (image-plane coordinates, y up) gets a flat panel whose window follows the
+body the same way. Given both, the panels stand side by side. Bones are coloured by
+side: left blue, right red, centre grey.
 
-Everything renders off-screen through ``matplotlib.figure.Figure`` and the Agg canvas:
-no pyplot, no global figure registry, no GUI backend. Files are written to a temporary
-name beside the target and moved into place at the end, so a crash never leaves half a
-file behind.
+Everything renders off-screen through ``matplotlib.figure.Figure`` and the Agg canvas
+(the 3D projection is done here, on plain 2D axes): no pyplot, no global figure
+registry, no GUI backend, and the same input gives the same pixels. Files are written
+to a temporary name beside the target and moved into place at the end, so a crash never
+leaves half a file behind.
 """
 
 from __future__ import annotations
@@ -18,17 +23,16 @@ import math
 import os
 import tempfile
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
-from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
-from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 from PIL import Image
 
 from ..skeleton import Skeleton, get_skeleton
@@ -39,6 +43,13 @@ KEYFRAMES = 6  # keyframes on a PNG sheet
 
 SIDE_COLORS = {"left": "#1f77b4", "right": "#d62728", "centre": "#444444"}
 TRAIL_COLOR = "#2ca02c"
+CONTACT_COLOR = "#ff7f0e"
+FLOOR_COLOR = "#b8b8b8"
+GRID_COLOR = "#6e6e6e"
+
+FILL = 0.6  # a standing body's height as a share of its panel's height
+FOLLOW_SIGMA_S = 0.6  # the camera follows the root smoothed by a Gaussian of this many s
+CONTACT_HEIGHT = 0.05  # m: a foot whose lowest joint is this low touches the floor
 
 # Pixel sizes are multiples of 16 so MP4 encoders take the frames as they are.
 _DPI = 80
@@ -47,11 +58,11 @@ _PANEL_PX_2D = 320
 _ANIM_HEIGHT_PX = 432
 
 # Camera of the 3D panels: above, between the canonical body's front (+Z) and its left
-# side (+X), so a walk along +Z crosses the picture and the face is still visible. The
-# world -> matplotlib mapping is (x, y, z) -> (x, z, y), with matplotlib's y axis (the
-# world's z) inverted so the picture is not mirrored (the swap alone is a reflection).
-_ELEV = 18.0
-_AZIM = -45.0
+# side (+X), so a walk along +Z crosses the picture and the face is still visible; its
+# distance is _DIST standing heights from the point it looks at.
+_ELEV = 16.0
+_AZIM = 45.0
+_DIST = 3.5
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,137 +245,330 @@ def _nice_step(extent: float, lines: int = 10) -> float:
     return 10.0 * base
 
 
-def _limits3d(joints: np.ndarray) -> tuple[tuple[float, float], ...]:
-    """Fixed (x, z, y) limits for the whole clip: the floor and everyone on it."""
-    lo, hi = np.nanmin(joints, axis=(0, 1)), np.nanmax(joints, axis=(0, 1))
-    pad = 0.15
-    lims = []
-    for axis, min_range in ((0, 1.2), (2, 1.2)):
-        a, b = lo[axis] - pad, hi[axis] + pad
-        if b - a < min_range:
-            c = (a + b) / 2
-            a, b = c - min_range / 2, c + min_range / 2
-        lims.append((float(a), float(b)))
-    lims.append((float(min(lo[1], 0.0) - 0.02), float(max(hi[1], 0.5) + 0.1)))
-    return tuple(lims)
+def _fill_gaps(path: np.ndarray) -> np.ndarray:
+    """(T, D) with NaN rows filled by linear interpolation over time (ends held)."""
+    path = path.copy()
+    ok = np.isfinite(path).all(axis=1)
+    if ok.all():
+        return path
+    if not ok.any():
+        return np.zeros_like(path)
+    t = np.arange(len(path))
+    for d in range(path.shape[1]):
+        path[:, d] = np.interp(t, t[ok], path[ok, d])
+    return path
 
 
-def _limits2d(joints: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
-    lo, hi = np.nanmin(joints, axis=(0, 1)), np.nanmax(joints, axis=(0, 1))
-    size = float(max(hi[0] - lo[0], hi[1] - lo[1], 1e-3))
-    pad = 0.08 * size
-    return ((float(lo[0] - pad), float(hi[0] + pad)), (float(lo[1] - pad), float(hi[1] + pad)))
+def _root_path(joints: np.ndarray) -> np.ndarray:
+    """(T, D) the root, or where it is missing the mean of the joints, gaps filled."""
+    root = joints[:, 0].copy()
+    missing = ~np.isfinite(root).all(axis=1)
+    if missing.any():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            root[missing] = np.nanmean(joints[missing], axis=1)
+    return _fill_gaps(root)
+
+
+def _extend(path: np.ndarray, n: int, fit: int) -> np.ndarray:
+    """``n`` more rows past the end of ``path`` along a straight line fitted to its last
+    ``fit`` rows: a steady walk keeps going, sway and bounce do not carry over."""
+    tail = path[-min(len(path), fit):]
+    t = np.arange(len(tail), dtype=np.float64)
+    ahead = np.arange(len(tail), len(tail) + n, dtype=np.float64)
+    if len(tail) < 2:
+        return np.repeat(tail, n, axis=0)
+    a = np.stack([np.ones_like(t), t], axis=1)
+    coef, *_ = np.linalg.lstsq(a, tail, rcond=None)
+    return np.stack([np.ones_like(ahead), ahead], axis=1) @ coef
+
+
+def follow_path(path: np.ndarray, fps: float, radius: float) -> np.ndarray:
+    """Where a camera following ``path`` (T, D) looks in each frame.
+
+    The path smoothed by a centred Gaussian of ``FOLLOW_SIGMA_S`` seconds, extended past
+    its ends along a fitted line, so a steady walk is followed without lag and without
+    jitter (gait sway and foot-fall bounce average out, at the ends too); then pulled
+    back to within ``radius`` of the path wherever smoothing would leave it farther, so
+    the body always stays in the picture.
+    """
+    path = _fill_gaps(np.asarray(path, dtype=np.float64))
+    if len(path) < 2:
+        return path.copy()
+    sigma = max(FOLLOW_SIGMA_S * fps, 1e-6)
+    half = max(1, int(math.ceil(3 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    fit = max(2, round(2 * sigma))
+    padded = np.concatenate([_extend(path[::-1], half, fit)[::-1], path, _extend(path, half, fit)])
+    centre = np.stack([np.convolve(padded[:, d], kernel, mode="valid")
+                       for d in range(path.shape[1])], axis=1)
+    off = path - centre
+    dist = np.linalg.norm(off, axis=1, keepdims=True)
+    over = dist > radius
+    if over.any():
+        centre = np.where(over, path - off * (radius / np.maximum(dist, 1e-12)), centre)
+    return centre
+
+
+def _body_height(joints: np.ndarray, axis: int, floor: float | None) -> float:
+    """A standing height for the clip: the 90th percentile over frames of the top joint's
+    height above ``floor`` (or, without one, of the frame's extent along ``axis``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        top = np.nanmax(joints[..., axis], axis=1)
+        low = np.full_like(top, floor) if floor is not None else np.nanmin(joints[..., axis], axis=1)
+        ext = top - low
+    ext = ext[np.isfinite(ext)]
+    return float(max(np.percentile(ext, 90), 1e-3)) if len(ext) else 1.0
+
+
+# ---------------------------------------------------------------------------------------
+# cameras: every frame is drawn in fixed picture coordinates, the camera moving with the body
+
+
+class _FollowCamera3D:
+    """A perspective camera that follows the root along the floor.
+
+    It looks from ``_AZIM`` degrees round from the body's front (+Z) towards its left
+    (+X), ``_ELEV`` degrees down, at mid-body height above a point that follows the root
+    (``follow_path``); its orientation and distance stay fixed, so the body keeps its
+    size and the floor grid, fixed in the world, slides past as it travels. Picture
+    coordinates: u to the right, v up, scaled so a body standing at the followed point
+    is ``FILL`` of the panel's height.
+    """
+
+    def __init__(self, joints: np.ndarray, fps: float, aspect: float) -> None:
+        self.height = h = _body_height(joints, axis=1, floor=0.0)
+        self.centre = follow_path(_root_path(joints)[:, [0, 2]], fps, radius=0.45 * h)
+        el, az = math.radians(_ELEV), math.radians(_AZIM)
+        back = np.array([math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)])
+        forward = -back
+        right = np.cross(forward, (0.0, 1.0, 0.0))
+        right /= np.linalg.norm(right)
+        up = np.cross(right, forward)
+        self.rot = np.stack([right, up, forward])
+        self.eye = back * _DIST * h  # from the point looked at
+        self.look_height = 0.5 * h
+        self.near = 0.2 * h
+        # a standing body fills FILL of the height, centred; a clip that reaches higher
+        # (a jump, hands raised high) is framed smaller so its highest point still fits
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            top = float(np.nanmax(joints[..., 1]))
+        fit = max(h, top / (0.5 * (1.0 + FILL) / FILL - 0.05))
+        (_, v0), (_, v1) = self._project_rel(np.array([[0.0, 0.0, 0.0], [0.0, fit, 0.0]]))[0]
+        span = (v1 - v0) / FILL
+        bottom = v0 - 0.5 * (1.0 - FILL) * span
+        self.ylim = (bottom, bottom + span)
+        self.xlim = (-0.5 * span * aspect, 0.5 * span * aspect)
+        self.floor_radius = 2.2 * h
+        self.grid_step = _nice_step(self.floor_radius, 8)
+
+    def _project_rel(self, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cam = (rel - np.array([0.0, self.look_height, 0.0]) - self.eye) @ self.rot.T
+        depth = cam[..., 2]
+        with np.errstate(all="ignore"):
+            uv = cam[..., :2] / depth[..., None]
+        uv[depth < self.near] = np.nan
+        return uv, depth
+
+    def project(self, points: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Picture coordinates (..., 2) and depth (...) of world points (..., 3) in frame t."""
+        cx, cz = self.centre[t]
+        return self._project_rel(points - np.array([cx, 0.0, cz]))
+
+
+class _FollowCamera2D:
+    """The 2D counterpart: a window of fixed size on the image plane, centred on the body
+    (its root plus the clip's median root-to-body-centre offset), following it smoothly."""
+
+    def __init__(self, joints: np.ndarray, fps: float, aspect: float) -> None:
+        self.height = h = _body_height(joints, axis=1, floor=None)
+        root = _root_path(joints)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mid = 0.5 * (np.nanmax(joints, axis=1) + np.nanmin(joints, axis=1)) - root
+            offset = np.nan_to_num(np.nanmedian(mid, axis=0))
+        self.centre = follow_path(root + offset, fps, radius=0.3 * h)
+        span = h / FILL
+        self.ylim = (-0.5 * span, 0.5 * span)
+        self.xlim = (-0.5 * span * aspect, 0.5 * span * aspect)
+        self.grid_step = _nice_step(span, 5)
+
+    def project(self, points: np.ndarray, t: int) -> tuple[np.ndarray, None]:
+        return points - self.centre[t], None
+
+
+def _circle(radius: float, n: int = 24) -> np.ndarray:
+    a = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
+    return np.stack([radius * np.cos(a), np.zeros(n), radius * np.sin(a)], axis=1)
+
+
+def _floor_grid(cam: _FollowCamera3D, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (N, 2, 2) and alphas (N,) of the floor grid around frame t's centre.
+
+    Lines lie at fixed world multiples of the grid step and are cut into half-step pieces
+    at fixed world positions, each fading with its distance from the centre: the grid
+    moves with the world and enters and leaves the lit disk without popping."""
+    cx, cz = cam.centre[t]
+    step, r = cam.grid_step, cam.floor_radius
+    piece = step / 2
+    lines_x = np.arange(math.ceil((cx - r) / step), math.floor((cx + r) / step) + 1) * step
+    lines_z = np.arange(math.ceil((cz - r) / step), math.floor((cz + r) / step) + 1) * step
+    cuts_x = np.arange(math.floor((cx - r) / piece), math.ceil((cx + r) / piece)) * piece
+    cuts_z = np.arange(math.floor((cz - r) / piece), math.ceil((cz + r) / piece)) * piece
+    ends = []
+    for fixed, cuts, along_x in ((lines_x, cuts_z, False), (lines_z, cuts_x, True)):
+        f, c = np.meshgrid(fixed, cuts, indexing="ij")
+        f, c = f.ravel(), c.ravel()
+        zero = np.zeros_like(f)
+        if along_x:
+            a = np.stack([c, zero, f], axis=1)
+            b = np.stack([c + piece, zero, f], axis=1)
+        else:
+            a = np.stack([f, zero, c], axis=1)
+            b = np.stack([f, zero, c + piece], axis=1)
+        ends.append(np.stack([a, b], axis=1))
+    seg = np.concatenate(ends)
+    mid = seg.mean(axis=1)
+    d = np.hypot(mid[:, 0] - cx, mid[:, 2] - cz) / r
+    keep = d < 1.0
+    seg, d = seg[keep], d[keep]
+    uv, _ = cam.project(seg, t)
+    return uv, 0.85 * (1.0 - d**2) ** 1.5
 
 
 # ---------------------------------------------------------------------------------------
 # panels: built once, updated per frame
 
 
+def _rgba(colors) -> np.ndarray:
+    return np.array([to_rgba(c) for c in colors])
+
+
 class _Panel:
-    def _bones(self, joints: np.ndarray, skeleton: Skeleton) -> None:
-        """What both panels draw from: the clip and the skeleton's bones and head."""
+    def _setup(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
+               colors: list[str], fps: float, small: bool, camera_cls) -> None:
         self.joints = joints
         self.parents = np.asarray(skeleton.limb_parents)
         self.children = np.asarray(skeleton.limb_children)
         self.head = skeleton.index("head")
+        self.colors = _rgba(colors)
+        ax = fig.add_subplot(spec)
+        self.ax = ax
+        pos = ax.get_position()
+        aspect = (pos.width * fig.get_figwidth()) / max(pos.height * fig.get_figheight(), 1e-9)
+        self.cam = cam = camera_cls(joints, fps, aspect)
+        ax.set_xlim(*cam.xlim)
+        ax.set_ylim(*cam.ylim)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_color("#cccccc")
+            spine.set_linewidth(0.6)
+        lw = 2.0 if small else 3.0
+        self.grid = LineCollection([], linewidths=0.5 if small else 0.7, zorder=1)
+        ax.add_collection(self.grid, autolim=False)
+        (self.path,) = ax.plot([], [], color=TRAIL_COLOR, lw=0.8, ls=":", alpha=0.8, zorder=2)
+        (self.trail,) = ax.plot([], [], color=TRAIL_COLOR, lw=1.4 if small else 1.8, zorder=3)
+        self.bones = LineCollection([], linewidths=lw, capstyle="round", zorder=6)
+        ax.add_collection(self.bones, autolim=False)
+        (self.dots,) = ax.plot([], [], "o", color="#222222", ms=1.5 if small else 2.4, zorder=7)
+        (self.head_dot,) = ax.plot([], [], "o", color=SIDE_COLORS["centre"],
+                                   ms=5 if small else 9, zorder=8)
+        self.small = small
+
+    def _draw_body(self, p: np.ndarray, depth: np.ndarray | None) -> None:
+        seg = np.stack([p[self.parents], p[self.children]], axis=1)
+        colors = self.colors
+        if depth is not None:  # far bones first, so near ones are drawn over them
+            order = np.argsort(-(depth[self.parents] + depth[self.children]), kind="stable")
+            seg, colors = seg[order], colors[order]
+        self.bones.set_segments(seg)
+        self.bones.set_color(colors)
+        self.dots.set_data(p[:, 0], p[:, 1])
+        self.head_dot.set_data(p[[self.head], 0], p[[self.head], 1])
 
 
 class _Panel3D(_Panel):
     def __init__(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
-                 colors: list[str], *, small: bool = False) -> None:
-        self._bones(joints, skeleton)
-        ax = fig.add_subplot(spec, projection="3d", computed_zorder=False)
-        self.ax = ax
-        (x0, x1), (z0, z1), (y0, y1) = _limits3d(joints)
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(z1, z0)  # inverted: undoes the mirror of plotting (x, z, y)
-        ax.set_zlim(y0, y1)
-        ax.set_box_aspect((x1 - x0, z1 - z0, y1 - y0), zoom=1.1 if small else 1.25)
-        ax.view_init(elev=_ELEV, azim=_AZIM)
-        ax.grid(False)  # the floor grid below is the one that matters
-        ax.patch.set_visible(False)  # do not hide the neighbouring panel's axis labels
-        fs = 6
-        ax.tick_params(labelsize=fs, pad=-3)
-        for axis, label in ((ax.xaxis, "x"), (ax.yaxis, "z"), (ax.zaxis, "y")):
-            axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
-            axis.set_pane_color((1.0, 1.0, 1.0, 0.0))
-            if not (small and label == "y"):  # in a sheet it would sit by the next panel
-                axis.set_label_text(label, fontsize=fs + 1)
-            axis.labelpad = -10 if small else -7
-            if small:
-                axis.set_ticklabels([])
-
-        # floor: a translucent plane with a metric grid at y = 0
-        ax.add_collection3d(Poly3DCollection(
-            [[(x0, z0, 0.0), (x1, z0, 0.0), (x1, z1, 0.0), (x0, z1, 0.0)]],
-            facecolor="#d9d9d9", edgecolor="none", alpha=0.45, zorder=0), autolim=False)
-        step = _nice_step(max(x1 - x0, z1 - z0))
-        xs = np.arange(math.ceil(x0 / step) * step, x1, step)
-        zs = np.arange(math.ceil(z0 / step) * step, z1, step)
-        grid = [[(x, z0, 0.0), (x, z1, 0.0)] for x in xs]
-        grid += [[(x0, z, 0.0), (x1, z, 0.0)] for z in zs]
-        ax.add_collection3d(Line3DCollection(grid, colors="#a8a8a8", linewidths=0.5, zorder=1),
-                            autolim=False)
-
-        root = joints[:, 0]
-        ax.plot(root[:, 0], root[:, 2], np.zeros(len(root)), color=TRAIL_COLOR, lw=0.8,
-                ls=":", alpha=0.7, zorder=2)
-        (self.trail,) = ax.plot([], [], [], color=TRAIL_COLOR, lw=1.6, zorder=3)
-        self.shadow = Line3DCollection([], colors="#8c8c8c", linewidths=1.5 if small else 2.0,
-                                       alpha=0.6, zorder=4)
-        ax.add_collection3d(self.shadow, autolim=False)
-        self.bones = Line3DCollection([], colors=colors, linewidths=1.8 if small else 2.6,
-                                      zorder=5, capstyle="round")
-        ax.add_collection3d(self.bones, autolim=False)
-        (self.dots,) = ax.plot([], [], [], "o", color="#222222", ms=1.5 if small else 2.2,
-                               zorder=6)
-        (self.head_dot,) = ax.plot([], [], [], "o", color=SIDE_COLORS["centre"],
-                                   ms=4.5 if small else 7, zorder=7)
+                 colors: list[str], *, fps: float = 20.0, small: bool = False) -> None:
+        self._setup(fig, spec, joints, skeleton, colors, fps, small, _FollowCamera3D)
+        cam, ax = self.cam, self.ax
+        # the lit floor: concentric disks around the followed point, darker inwards
+        # (fixed in the picture, since the camera moves with that point)
+        disks = [cam._project_rel(_circle(f * cam.floor_radius, 72))[0] for f in (1.0, 0.7, 0.4)]
+        ax.add_collection(PolyCollection(disks, facecolors=FLOOR_COLOR, edgecolors="none",
+                                         alpha=0.22, zorder=0), autolim=False)
+        self.shadow = LineCollection([], colors="#7a7a7a", linewidths=2.0 if small else 3.0,
+                                     alpha=0.45, capstyle="round", zorder=4)
+        ax.add_collection(self.shadow, autolim=False)
+        self.contact = PolyCollection([], facecolors=CONTACT_COLOR, edgecolors="none",
+                                      alpha=0.85, zorder=5)
+        ax.add_collection(self.contact, autolim=False)
+        self.feet = [[skeleton.index(f"{s}_ankle"), skeleton.index(f"{s}_toe")]
+                     for s in ("left", "right")]
+        self.contact_height = CONTACT_HEIGHT * cam.height / 1.7
+        self.contact_disk = _circle(0.045 * cam.height)
+        root = _root_path(joints)
+        self.floor_path = np.stack([root[:, 0], np.zeros(len(root)), root[:, 2]], axis=1)
 
     def update(self, t: int) -> None:
-        p = self.joints[t][:, [0, 2, 1]]  # world (x, y, z) -> matplotlib (x, z, y)
-        self.bones.set_segments(np.stack([p[self.parents], p[self.children]], axis=1))
-        floor = p.copy()
-        floor[:, 2] = 0.0
-        self.shadow.set_segments(np.stack([floor[self.parents], floor[self.children]], axis=1))
-        self.dots.set_data_3d(p[:, 0], p[:, 1], p[:, 2])
-        self.head_dot.set_data_3d(p[[self.head], 0], p[[self.head], 1], p[[self.head], 2])
-        root = self.joints[: t + 1, 0]
-        self.trail.set_data_3d(root[:, 0], root[:, 2], np.zeros(len(root)))
+        cam = self.cam
+        pose = self.joints[t]
+        grid, alpha = _floor_grid(cam, t)
+        self.grid.set_segments(grid)
+        rgba = np.tile(to_rgba(GRID_COLOR), (len(alpha), 1))
+        rgba[:, 3] = alpha
+        self.grid.set_color(rgba)
+        # root path on the floor, within the lit disk
+        uv, _ = cam.project(self.floor_path, t)
+        cx, cz = cam.centre[t]
+        far = np.hypot(self.floor_path[:, 0] - cx, self.floor_path[:, 2] - cz) > cam.floor_radius
+        uv[far] = np.nan
+        self.path.set_data(uv[:, 0], uv[:, 1])
+        self.trail.set_data(uv[: t + 1, 0], uv[: t + 1, 1])
+        # shadow, and a mark under each foot that touches the floor
+        flat = pose.copy()
+        flat[:, 1] = 0.0
+        s, _ = cam.project(flat, t)
+        self.shadow.set_segments(np.stack([s[self.parents], s[self.children]], axis=1))
+        marks = []
+        for foot in self.feet:
+            heights = pose[foot, 1]
+            if np.isfinite(heights).any() and np.nanmin(heights) < self.contact_height:
+                x, z = np.nanmean(pose[foot][:, [0, 2]], axis=0)
+                marks.append(cam.project(self.contact_disk + np.array([x, 0.0, z]), t)[0])
+        self.contact.set_verts(marks)
+        p, depth = cam.project(pose, t)
+        self._draw_body(p, depth)
 
 
 class _Panel2D(_Panel):
     def __init__(self, fig: Figure, spec, joints: np.ndarray, skeleton: Skeleton,
-                 colors: list[str], *, small: bool = False) -> None:
-        self._bones(joints, skeleton)
-        ax = fig.add_subplot(spec)
-        self.ax = ax
-        (x0, x1), (y0, y1) = _limits2d(joints)
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_aspect("equal", adjustable="box")
-        ax.grid(True, lw=0.4, alpha=0.5)
-        ax.tick_params(labelsize=5 if small else 7)
-        root = joints[:, 0]
-        ax.plot(root[:, 0], root[:, 1], color=TRAIL_COLOR, lw=0.8, ls=":", alpha=0.7)
-        (self.trail,) = ax.plot([], [], color=TRAIL_COLOR, lw=1.6)
-        self.bones = LineCollection([], colors=colors, linewidths=1.8 if small else 2.6,
-                                    capstyle="round", zorder=3)
-        ax.add_collection(self.bones, autolim=False)
-        (self.dots,) = ax.plot([], [], "o", color="#222222", ms=1.5 if small else 2.2, zorder=4)
-        (self.head_dot,) = ax.plot([], [], "o", color=SIDE_COLORS["centre"],
-                                   ms=4.5 if small else 7, zorder=5)
+                 colors: list[str], *, fps: float = 20.0, small: bool = False) -> None:
+        self._setup(fig, spec, joints, skeleton, colors, fps, small, _FollowCamera2D)
+        self.grid.set_color(to_rgba(GRID_COLOR, 0.45))
+        self.root = _root_path(joints)
 
     def update(self, t: int) -> None:
-        p = self.joints[t]
-        self.bones.set_segments(np.stack([p[self.parents], p[self.children]], axis=1))
-        self.dots.set_data(p[:, 0], p[:, 1])
-        self.head_dot.set_data(p[[self.head], 0], p[[self.head], 1])
-        root = self.joints[: t + 1, 0]
-        self.trail.set_data(root[:, 0], root[:, 1])
+        cam = self.cam
+        (x0, x1), (y0, y1) = cam.xlim, cam.ylim
+        cx, cy = cam.centre[t]
+        step = cam.grid_step
+        xs = np.arange(math.ceil((cx + x0) / step), math.floor((cx + x1) / step) + 1) * step - cx
+        ys = np.arange(math.ceil((cy + y0) / step), math.floor((cy + y1) / step) + 1) * step - cy
+        grid = [[(x, y0), (x, y1)] for x in xs] + [[(x0, y), (x1, y)] for y in ys]
+        self.grid.set_segments(grid)
+        path = self.root - self.cam.centre[t]
+        self.path.set_data(path[:, 0], path[:, 1])
+        self.trail.set_data(path[: t + 1, 0], path[: t + 1, 1])
+        p, _ = cam.project(self.joints[t], t)
+        self._draw_body(p, None)
 
 
-_PANEL_NAMES = {"3d": "3D (world, Y up)", "2d": "2D (image plane)"}
+_PANEL_NAMES = {"3d": "3D", "2d": "2D (image plane)"}
 
 
 def _bone_colors(skeleton: Skeleton) -> list[str]:
@@ -372,12 +576,16 @@ def _bone_colors(skeleton: Skeleton) -> list[str]:
     return [SIDE_COLORS[sides[c]] for c in skeleton.limb_children]
 
 
-def _legend(fig: Figure, fontsize: float) -> None:
+def _legend(fig: Figure, fontsize: float, *, contact: bool, y: float = 0.0) -> None:
     handles = [Line2D([], [], color=c, lw=2.5, label=s) for s, c in SIDE_COLORS.items()]
     handles.append(Line2D([], [], color=TRAIL_COLOR, lw=1.6, label="root path"))
-    ncol = len(handles) if fig.get_figwidth() >= 5 else 2
-    fig.legend(handles=handles, loc="lower right", ncol=ncol, fontsize=fontsize,
-               frameon=False, handlelength=1.5, columnspacing=1.0)
+    if contact:
+        handles.append(Line2D([], [], color=CONTACT_COLOR, marker="o", ls="", ms=5,
+                              label="foot on floor"))
+    ncol = len(handles) if fig.get_figwidth() >= 5.5 else 3
+    fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(0.995, y), ncol=ncol,
+               fontsize=fontsize, frameon=False, handlelength=1.3, columnspacing=0.9,
+               handletextpad=0.4, borderaxespad=0.2)
 
 
 def _wrap_title(title: str, width_in: float, fontsize: float) -> str:
@@ -388,8 +596,20 @@ def _wrap_title(title: str, width_in: float, fontsize: float) -> str:
     return "\n".join(lines)
 
 
+def _panel_label(panel: _Panel, kind: str, fontsize: float) -> None:
+    text = _PANEL_NAMES[kind]
+    if kind == "3d":
+        text += f", grid {panel.cam.grid_step:g} m"
+    panel.ax.text(0.015, 0.985, text, transform=panel.ax.transAxes, ha="left", va="top",
+                  fontsize=fontsize, color="#666666", zorder=10)
+
+
 # ---------------------------------------------------------------------------------------
 # writers
+
+# animation layout, in pixels of the frame
+_TITLE_PX = 44  # the prompt, up to two lines
+_FOOT_PX = 30  # the clock and the legend
 
 
 def _animation_frames(motions, skeleton: Skeleton, title: str, fps: float,
@@ -400,24 +620,27 @@ def _animation_frames(motions, skeleton: Skeleton, title: str, fps: float,
     fig = Figure(figsize=(width_px / _DPI, _ANIM_HEIGHT_PX / _DPI), dpi=_DPI)
     canvas = FigureCanvasAgg(fig)
     try:
-        grid = fig.add_gridspec(1, len(motions), width_ratios=widths, left=0.03, right=0.98,
-                                bottom=0.1, top=0.86, wspace=0.1)
+        grid = fig.add_gridspec(1, len(motions), width_ratios=widths, left=4 / width_px,
+                                right=1 - 4 / width_px, bottom=_FOOT_PX / _ANIM_HEIGHT_PX,
+                                top=1 - _TITLE_PX / _ANIM_HEIGHT_PX, wspace=0.03)
         colors = _bone_colors(skeleton)
         panels = []
         for i, (kind, joints) in enumerate(motions):
             cls = _Panel3D if kind == "3d" else _Panel2D
-            panel = cls(fig, grid[0, i], joints, skeleton, colors)
-            panel.ax.set_title(_PANEL_NAMES[kind], fontsize=8, pad=2)
+            panel = cls(fig, grid[0, i], joints, skeleton, colors, fps=fps)
+            _panel_label(panel, kind, 9)
             panels.append(panel)
         if title:
-            fig.suptitle(_wrap_title(title, width_px / _DPI, 9), fontsize=9, y=0.985)
-        _legend(fig, 7)
+            fig.text(0.5, 1 - 4 / _ANIM_HEIGHT_PX, _wrap_title(title, width_px / _DPI, 12),
+                     ha="center", va="top", fontsize=12, linespacing=1.1)
+        _legend(fig, 8, contact=any(kind == "3d" for kind, _ in motions))
         total = motions[0][1].shape[0]
-        clock = fig.text(0.01, 0.015, "", fontsize=7, family="monospace")
+        clock = fig.text(6 / width_px, 8 / _ANIM_HEIGHT_PX, "", fontsize=11,
+                         family="monospace", va="bottom")
         for t in range(0, total, step):
             for panel in panels:
                 panel.update(t)
-            clock.set_text(f"frame {t + 1:>4d}/{total}  t = {t / fps:6.2f} s")
+            clock.set_text(f"{t / fps:5.2f} s / {total / fps:.2f} s")
             canvas.draw()
             yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
     finally:
@@ -431,18 +654,29 @@ def _gif_durations(count: int, frame_seconds: float) -> list[int]:
     return [max(2, b - a) * 10 for a, b in itertools.pairwise(cs)]
 
 
+def _palette_source(first: np.ndarray) -> Image.Image:
+    """The first frame with a strip of the colours every frame draws (pure and half-way to
+    white and to the floor), so the GIF palette holds them even where the first frame
+    shows only a few pixels of one (a trail not yet walked, a foot not yet down)."""
+    keys = [*SIDE_COLORS.values(), TRAIL_COLOR, CONTACT_COLOR, "#222222", "#7a7a7a"]
+    base = np.array([to_rgba(c)[:3] for c in keys])
+    shades = np.concatenate([base, (base + 1.0) / 2, (base + np.array(to_rgba(FLOOR_COLOR)[:3])) / 2])
+    swatch = np.repeat((shades * 255).round().astype(np.uint8)[:, None], first.shape[1], axis=1)
+    swatch = np.repeat(swatch, max(1, first.shape[0] // 100), axis=0)
+    return Image.fromarray(np.concatenate([first, swatch]))
+
+
 def _write_gif(path: Path, motions, skeleton: Skeleton, title: str, fps: float) -> None:
     step = max(1, math.ceil(fps / MAX_GIF_FPS - 1e-9))
-    # One palette for the whole clip (taken from the first frame, which already shows
-    # every colour used): no flicker, and unchanged pixels stay identical between frames
-    # so the GIF writer only stores what moved.
+    # One palette for the whole clip (from the first frame and the colours every frame
+    # draws): no flicker, and unchanged pixels stay identical between frames so the GIF
+    # writer only stores what moved.
+    palette: Image.Image | None = None
     frames: list[Image.Image] = []
     for f in _animation_frames(motions, skeleton, title, fps, step):
-        im = Image.fromarray(f)
-        if not frames:
-            frames.append(im.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
-        else:
-            frames.append(im.quantize(palette=frames[0], dither=Image.Dither.NONE))
+        if palette is None:
+            palette = _palette_source(f).quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+        frames.append(Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE))
     durations = _gif_durations(len(frames), step / fps)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
                    duration=durations if len(frames) > 1 else durations[0], loop=0,
@@ -480,31 +714,31 @@ def _write_keyframes(path: Path, motions, skeleton: Skeleton, title: str, fps: f
     keys = np.unique(np.linspace(0, total - 1, min(KEYFRAMES, total)).round().astype(int))
     rows, cols = len(motions), len(keys)
     cell = 2.4
-    head = 0.7 if title else 0.35
-    foot = 0.5
+    head = 0.65 if title else 0.4
+    foot = 0.35
     height = rows * cell + head + foot
     fig = Figure(figsize=(cols * cell + 0.4, height), dpi=100)
     canvas = FigureCanvasAgg(fig)
     try:
         grid = fig.add_gridspec(rows, cols, left=0.4 / (cols * cell + 0.4), right=0.995,
                                 bottom=foot / height, top=1 - head / height,
-                                wspace=0.08, hspace=0.12)
+                                wspace=0.04, hspace=0.06)
         colors = _bone_colors(skeleton)
         for r, (kind, joints) in enumerate(motions):
             for c, t in enumerate(keys):
                 cls = _Panel3D if kind == "3d" else _Panel2D
-                panel = cls(fig, grid[r, c], joints, skeleton, colors, small=True)
+                panel = cls(fig, grid[r, c], joints, skeleton, colors, fps=fps, small=True)
                 panel.update(int(t))
                 if r == 0:
-                    panel.ax.set_title(f"frame {t + 1}/{total}\nt = {t / fps:.2f} s",
-                                       fontsize=7, pad=1)
+                    panel.ax.set_title(f"{t / fps:.2f} s", fontsize=9, pad=2)
             box = panel.ax.get_position()
-            fig.text(0.01, (box.y0 + box.y1) / 2, _PANEL_NAMES[kind], rotation=90,
+            label = _PANEL_NAMES[kind] + (f", grid {panel.cam.grid_step:g} m" if kind == "3d" else "")
+            fig.text(0.01, (box.y0 + box.y1) / 2, label, rotation=90,
                      va="center", ha="left", fontsize=8)
         if title:
-            fig.suptitle(_wrap_title(title, cols * cell + 0.4, 10), fontsize=10,
-                         y=1 - 0.08 / height)
-        _legend(fig, 7)
+            fig.text(0.5, 1 - 0.06 / height, _wrap_title(title, cols * cell + 0.4, 12),
+                     ha="center", va="top", fontsize=12, linespacing=1.1)
+        _legend(fig, 8, contact=any(kind == "3d" for kind, _ in motions))
         canvas.draw()
         Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(path, format="PNG")
     finally:

@@ -10,15 +10,13 @@ plus cross-entropy of the content and style heads.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from tqdm import tqdm
+from torch import Tensor, nn
 
 from .. import __version__, distributed
 from ..data.ground_truth import load_motion3d, require_3d
@@ -27,6 +25,7 @@ from ..device import enable_fast_math, resolve_device
 from ..models.evaluator import Evaluator, EvaluatorConfig, pad_joints, position_features
 from ..skeleton import get_skeleton
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
+from .loop import fit
 from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
 
 
@@ -83,6 +82,28 @@ def contrastive_loss(text: Tensor, motion: Tensor, same: Tensor, temperature: fl
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
+class EvaluatorStep(nn.Module):
+    """One batch's loss for ``free3d.training.loop.fit``: InfoNCE between the text and
+    motion embeddings plus the content and style heads' cross-entropy."""
+
+    def __init__(self, model: Evaluator, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(self, batch) -> tuple[Tensor, dict[str, Tensor]]:
+        cap_emb, joints, lengths, content, style, same = batch
+        text = self.model.embed_text(cap_emb)
+        raw = self.model.motion_raw(joints, lengths)
+        loss = loss_nce = contrastive_loss(text, F.normalize(raw, dim=-1), same, self.temperature)
+        logs = {"nce": loss_nce.detach()}
+        for name, logits in self.model.classify(raw).items():
+            target = content if name == "content" else style
+            loss = loss + F.cross_entropy(logits, target, ignore_index=-1)
+            logs[f"{name}_acc"] = (logits.argmax(-1) == target)[target >= 0].float().mean()
+        return loss, {"loss": loss.detach(), **logs}
+
+
 def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: bool = True,
                     device: str | torch.device = "auto") -> Path:
     """Train (or resume) the evaluator in ``out`` on ``device`` (one process: its
@@ -127,21 +148,13 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
         "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},
         "text_encoder": {"name": encoder.name, "dim": encoder.dim}})
     model.train()
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, desc="train evaluator", unit="it",
-               disable=not progress)
-    for step in bar:
-        warm = min(1.0, (step + 1) / cfg.warmup_iters)
-        lr = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.iters))  # warm-up, cosine decay
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        pick = torch.randint(len(clips.joints), (min(cfg.batch_size, len(clips.joints)),), generator=sampler)
-        pick = pick.tolist()
+
+    def next_batch():
+        pick = torch.randint(len(clips.joints), (min(cfg.batch_size, len(clips.joints)),),
+                             generator=sampler).tolist()
         caps = [clips.captions[i][int(torch.randint(len(clips.captions[i]), (1,), generator=sampler))]
                 for i in pick]
         joints, lengths = pad_joints([clips.joints[i] for i in pick])
-        text = model.embed_text(cap_emb[[cap_index[c] for c in caps]])
-        raw = model.motion_raw(joints.to(device), lengths.to(device))
         content = torch.from_numpy(clips.content[pick]).to(device)
         style = torch.from_numpy(clips.style[pick]).to(device)
         if contents or styles:
@@ -149,24 +162,16 @@ def train_evaluator(cfg: EvaluatorTrainConfig, out: str | Path, *, progress: boo
         else:
             same = torch.tensor([[a == b for b in caps] for a in caps])
         same = same.to(device) | (torch.tensor(pick)[:, None] == torch.tensor(pick)[None]).to(device)
-        loss_nce = contrastive_loss(text, F.normalize(raw, dim=-1), same, cfg.temperature)
-        logs = {"nce": loss_nce.item()}
-        loss = loss_nce
-        for name, logits in model.classify(raw).items():
-            target = content if name == "content" else style
-            ce = F.cross_entropy(logits, target, ignore_index=-1)
-            loss = loss + ce
-            logs[f"{name}_acc"] = (logits.argmax(-1) == target)[target >= 0].float().mean().item()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
-            run.log({"step": done, "lr": lr, "seconds": round(time.perf_counter() - t0, 2),
-                     "loss": round(loss.item(), 6), **{k: round(v, 6) for k, v in logs.items()}})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if done % cfg.checkpoint_every == 0 or done == cfg.iters:
-            run.save_checkpoint(model, optimizer, done, {"sampler_rng": sampler.get_state()})
+        return (cap_emb[[cap_index[c] for c in caps]], joints.to(device), lengths.to(device),
+                content, style, same)
+
+    def learning_rate(step: int) -> float:  # warm-up, cosine decay
+        warm = min(1.0, (step + 1) / cfg.warmup_iters)
+        return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.iters))
+
+    fit(run=run, ctx=distributed.Context(device=device), model=model,
+        step=EvaluatorStep(model, cfg.temperature), optimizer=optimizer,
+        learning_rate=learning_rate, next_batch=next_batch, sampler=sampler, start=start,
+        total=cfg.iters, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+        desc="train evaluator", progress=progress)
     return run.path

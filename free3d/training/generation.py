@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .. import __version__, checkpoints, distributed
+from .. import __version__, distributed
 from ..checkpoints import build_generator_part
 from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
@@ -420,9 +420,3 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
         checkpoint_every=cfg.checkpoint_every, precision=cfg.precision, desc=f"train {cfg.stage}",
         progress=progress)
     return run.path
-
-
-def load_generator_part(path: str | Path) -> tuple[nn.Module, GeneratorTrainConfig]:
-    """(model in eval mode, config) of a trained masked / residual / length run."""
-    model, train = checkpoints.load_generator_part(path)
-    return model, GeneratorTrainConfig.from_dict(train)
