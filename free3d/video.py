@@ -45,7 +45,9 @@ def _backend():
     try:
         import cv2
         from mediapipe.python.solutions import pose
-    except ImportError as e:
+    except (ImportError, AttributeError, TypeError) as e:
+        # not installed; or a MediaPipe built for NumPy 1 (AttributeError) or a protobuf it
+        # does not know (TypeError), or OpenCV without the system's libGL (ImportError)
         raise KeypointError(f"reading a video needs MediaPipe Pose, the video extra: {INSTALL_HINT} "
                             f"(Python 3.11 or 3.12); or write a keypoint file with any pose "
                             f"detector and lift that ({e})") from None
