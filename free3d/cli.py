@@ -254,10 +254,15 @@ def _lift(args: argparse.Namespace) -> None:
         except ValueError:
             raise ValueError(f"--image-size must be WIDTHxHEIGHT, got {args.image_size!r}") from None
         image_size = (w, h)
+    stem = Path(args.input).stem or "lifted"
+    names = output_names(stem, formats)
+    # --out before the input: reading a video runs the detector over every frame
+    check_output_dir(args.out, names, overwrite=args.overwrite)
+    if Path(args.input).resolve() in {(Path(args.out) / n).resolve() for n in names}:
+        raise ValueError(f"--out {args.out}: {Path(args.input).name} would replace the input; "
+                         "choose another --out")
     kp = read_keypoints(args.input, layout=args.layout, person=args.person, fps=args.fps,
                         y_up=args.y_up, image_size=image_size)
-    stem = Path(args.input).stem or "lifted"
-    check_output_dir(args.out, output_names(stem, formats), overwrite=args.overwrite)
     lifter, skeleton = load_lifter(args.model)
     motion = lift_keypoints(kp, lifter, skeleton)
     files = save_lifted(motion, args.out, stem, formats, source=args.input, layout=kp.layout,
@@ -689,16 +694,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_device(q)
     q.set_defaults(func=_generate)
 
-    q = sub.add_parser("lift", help="2D keypoints (COCO-17, OpenPose, MediaPipe, .npy) -> 3D motion")
-    q.add_argument("input", help="keypoint JSON, OpenPose folder of per-frame JSON, or .npy/.npz (T, J, 2|3)")
+    q = sub.add_parser("lift", help="2D keypoints (COCO-17, OpenPose, MediaPipe, .npy) or a video "
+                                    "-> 3D motion",
+                       description="A person's 2D keypoints, or a video, lifted to 3D motion with the "
+                                   "model's ML-RQ (docs/lift.md). A video (.mp4, .mov, .avi, .mkv, "
+                                   ".webm, ...) goes through MediaPipe Pose first (model_complexity 1, "
+                                   "its weights inside the wheel; needs pip install \"free3d[video]\"), "
+                                   "which follows one person: with several in view it tracks the first "
+                                   "it finds.")
+    q.add_argument("input", help="keypoint JSON, OpenPose folder of per-frame JSON, .npy/.npz (T, J, 2|3), "
+                                 "or a video")
     q.add_argument("--out", default="free3d-lift", help="output folder")
-    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
+    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, bvh, gif, mp4, png")
     q.add_argument("--layout", choices=("coco17", "body25", "mediapipe33", "bandai21"),
                    help="keypoint layout (default: detected from the file)")
     q.add_argument("--person", type=int, default=None,
-                   help="which person track, by total confidence (default 0: the most confident)")
+                   help="which person track, by total confidence (default 0: the most confident); "
+                        "keypoint files only: in a video MediaPipe follows one person")
     q.add_argument("--fps", type=float, default=None,
-                   help="input frame rate (default: what the file records, else 30); resampled to 20")
+                   help="input frame rate (default: what the file or video records, else 30); "
+                        "resampled to 20")
     q.add_argument("--y-up", action="store_true",
                    help="the array's y axis points up (default: image coordinates, y down)")
     q.add_argument("--image-size", help="WIDTHxHEIGHT scaling MediaPipe's normalised coordinates")

@@ -11,6 +11,9 @@ Missing joints (no value, NaN, or confidence below ``MIN_CONFIDENCE``) keep conf
 and get a filled position (interpolated over time, or placed from their parent when never
 seen), so nothing made up ever carries weight.
 
+A video goes through MediaPipe Pose first (:mod:`free3d.video`, the optional ``video``
+extra) and comes out as ``mediapipe33`` keypoints.
+
 Layouts: ``coco17`` (MMPose, Detectron2, ViTPose, YOLO-pose), ``body25`` (OpenPose),
 ``mediapipe33`` (MediaPipe Pose landmarks) and ``bandai21`` (the model's own skeleton).
 """
@@ -31,6 +34,9 @@ MIN_CONFIDENCE = 0.3  # below this a detection counts as missing
 DEFAULT_FPS = 30.0  # most video, and what keypoint files rarely record
 TARGET_FPS = 20.0  # the model's rate (free3d.data.canonical.FPS)
 MIN_FRAMES = 4  # one ML-RQ token
+# read by MediaPipe Pose (free3d.video, the video extra; kept here so that reading a
+# keypoint file never imports it)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
           "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -76,7 +82,8 @@ class Keypoints:
 def read_keypoints(path: str | os.PathLike, *, layout: str | None = None, person: int | None = None,
                    fps: float | None = None, y_up: bool = False,
                    image_size: tuple[float, float] | None = None) -> Keypoints:
-    """A person's keypoints from a file or folder (see the module doc for the formats).
+    """A person's keypoints from a file, folder or video (see the module doc for the formats;
+    a video needs the ``video`` extra).
 
     ``layout`` is detected when the data says (a JSON format; the joint count of an
     array). ``person``: the K-th track by total confidence (default 0, the most
@@ -93,17 +100,35 @@ def read_keypoints(path: str | os.PathLike, *, layout: str | None = None, person
         raise KeypointError(f"--person must be 0 or more, got {person}")
     if not p.exists():
         raise KeypointError(f"{p}: no such file or folder")
-    if p.is_dir():
+    if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir():
+        kp = _read_video(p, layout, person, y_up, image_size)
+    elif p.is_dir():
         kp = _read_openpose_folder(p, layout, person)
     elif p.suffix.lower() in (".npy", ".npz"):
         kp = _read_array(p, layout, y_up)
     elif p.suffix.lower() == ".json":
         kp = _read_json(p, layout, person, image_size)
     else:
-        raise KeypointError(f"{p}: not a keypoint file (.json, .npy, .npz or an OpenPose folder)")
+        raise KeypointError(f"{p}: not a keypoint file (.json, .npy, .npz, an OpenPose folder, "
+                            "or a video: .mp4, .mov, .avi, .mkv, .webm, ...)")
     if fps is not None:
         kp.fps = float(fps)
     return _drop_missing(kp)
+
+
+def _read_video(path: Path, layout: str | None, person: int | None, y_up: bool,
+                image_size: tuple[float, float] | None) -> Keypoints:
+    """MediaPipe Pose on each frame (``free3d.video``, the ``video`` extra, imported only here)."""
+    from .video import detect_video
+
+    if layout not in (None, "mediapipe33"):
+        raise KeypointError(f"{path}: a video is read by MediaPipe Pose (mediapipe33), not --layout {layout}")
+    if person:
+        raise KeypointError(f"{path}: --person {person}, but MediaPipe Pose follows one person in a "
+                            "video; detect the others with a multi-person detector and lift its file")
+    if y_up or image_size is not None:
+        raise KeypointError(f"{path}: --y-up and --image-size are for keypoint files, not a video")
+    return detect_video(path, progress=True)
 
 
 def _load_json(path: Path):
