@@ -182,11 +182,19 @@ def _generate(args: argparse.Namespace) -> None:
 
     from .api import Free3D, check_prompt, check_seed, read_prompts, seconds_to_frames
     from .data.canonical import MAX_FRAMES
-    from .export.generated import check_output_dir, output_stem, parse_formats, save_motions
+    from .export.generated import (
+        HTML_NAME,
+        check_output_dir,
+        output_stem,
+        parse_formats,
+        save_html,
+        save_motions,
+    )
     from .sampling import check_sampling_value
 
     # everything is checked before the model loads or a file is written
     formats = parse_formats(args.format)
+    per_motion = [f for f in formats if f != "html"]  # html: one file for the whole call, at the end
     if args.seconds is not None:
         try:
             seconds_to_frames(args.seconds)
@@ -205,7 +213,7 @@ def _generate(args: argparse.Namespace) -> None:
     sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
                 for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
     names = [f"{output_stem(p, t, args.seed + k)}.{fmt}" for p, (t, _) in enumerate(prompts)
-             for k in range(n) for fmt in formats]
+             for k in range(n) for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
     check_output_dir(args.out, names, overwrite=args.overwrite)
     model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
     model.check_batch(n, max(frames), label=f"--num-samples {n}")  # the limit follows from free memory
@@ -224,7 +232,7 @@ def _generate(args: argparse.Namespace) -> None:
             seconds += time.perf_counter() - t0
             got_numbers = [p for p in batch for _ in range(n)]
             try:
-                files += save_motions(got, args.out, formats, prompt_numbers=got_numbers,
+                files += save_motions(got, args.out, per_motion, prompt_numbers=got_numbers,
                                       replace=args.overwrite and b == 0)
             except OSError as e:  # a full disk, a folder removed meanwhile: no traceback
                 if made_out and not files:  # nothing saved: not even the folder stays
@@ -234,6 +242,10 @@ def _generate(args: argparse.Namespace) -> None:
             motions += got
             numbers += got_numbers
             bar.update(len(got))
+    if "html" in formats:
+        files.append(save_html(motions, args.out, prompt_numbers=numbers))
+    elif args.overwrite:  # an earlier call's viewer would show motions that are gone
+        (Path(args.out) / HTML_NAME).unlink(missing_ok=True)
     print(f"generated {len(motions)} motion(s) in {seconds:.2f} s")
     for m, p in zip(motions, numbers):
         print(f"  [{p}] {m.text!r} seed {m.seed}: {m.seconds:.2f} s ({m.num_frames} frames)")
@@ -670,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the outputs already in --out (default: refuse to touch them)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--format", default="npy,gif",
-                   help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png")
+                   help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png, html "
+                        "(one generations.html holding every motion in a 3D viewer; opens offline)")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
     q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")
@@ -687,7 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("lift", help="2D keypoints (COCO-17, OpenPose, MediaPipe, .npy) -> 3D motion")
     q.add_argument("input", help="keypoint JSON, OpenPose folder of per-frame JSON, or .npy/.npz (T, J, 2|3)")
     q.add_argument("--out", default="free3d-lift", help="output folder")
-    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, gif, mp4, png")
+    q.add_argument("--format", default="npy,gif",
+                   help="comma-separated: npy, bvh, gif, mp4, png, html (a 3D viewer; opens offline)")
     q.add_argument("--layout", choices=("coco17", "body25", "mediapipe33", "bandai21"),
                    help="keypoint layout (default: detected from the file)")
     q.add_argument("--person", type=int, default=None,
