@@ -282,6 +282,25 @@ def _lift(args: argparse.Namespace) -> None:
     print(f"wrote {len(files)} file(s) to {args.out}")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(m) is None]
+    if missing:  # an optional extra: one clear line, not an ImportError's traceback
+        raise ValueError(f"free3d serve needs the serve extra ({', '.join(missing)} missing): "
+                         "pip install 'free3d[serve]'")
+    from .serve import serve
+
+    if not args.max_upload_mb > 0:
+        raise ValueError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    for option in ("queue", "keep"):
+        if getattr(args, option) < 1:
+            raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
+    serve(host=args.host, port=args.port, model=args.model, device=args.device, precision=args.precision,
+          out=args.out, max_body=int(args.max_upload_mb * 1024 * 1024), max_queue=args.queue,
+          keep_jobs=args.keep)
+
+
 def check_output_file(path: str, option: str) -> None:
     """Before any work: ``path`` can be written (its folder exists and takes a file)."""
     import tempfile
@@ -714,6 +733,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
     q.set_defaults(func=_lift)
+
+    q = sub.add_parser("serve", help="a local web app: prompts in, 3D motion out, in your browser "
+                       "(needs pip install 'free3d[serve]')")
+    q.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; the app has no login)")
+    q.add_argument("--port", type=int, default=8000)
+    q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--out", default=None,
+                   help="folder for the results (default: a new temporary folder)")
+    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    q.add_argument("--max-upload-mb", type=float, default=8.0,
+                   help="largest request body accepted, in MiB (default 8); larger ones get 413")
+    q.add_argument("--queue", type=int, default=16,
+                   help="requests that may wait for the model (default 16); more get 503")
+    q.add_argument("--keep", type=int, default=500,
+                   help="results of the newest KEEP requests are kept in --out (default 500)")
+    add_device(q)
+    q.set_defaults(func=_serve)
 
     q = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
     q = q.add_parser("assemble", help="gather trained runs into one model folder for generate")
