@@ -13,9 +13,11 @@
     errorBox.hidden = !message;
   }
 
+  /* A field's number; empty is null; anything else goes as typed, for the API to name. */
   function numberOrNull(input) {
     var v = input.value.trim();
-    return v === "" ? null : Number(v);
+    if (v === "") return null;
+    return isNaN(Number(v)) ? v : Number(v);
   }
 
   /* POST to the API; resolves to its JSON, or rejects with the message it sent. */
@@ -59,43 +61,40 @@
     var first = results.length;
     results = results.concat(newResults);
     viewer.setMotions(results, first);
-    render();
+    newResults.forEach(function (r, k) { append(r, first + k); });  // earlier items keep what was typed
+    document.getElementById("empty").hidden = results.length > 0;
+    mark();
   }
 
-  function render() {
+  function append(r, i) {
     var list = document.getElementById("results");
     var template = document.getElementById("result-template");
-    document.getElementById("empty").hidden = results.length > 0;
-    list.textContent = "";
-    results.forEach(function (r, i) {
-      var item = template.content.firstElementChild.cloneNode(true);
-      item.dataset.index = String(i);
-      item.querySelector(".label").textContent = r.label + " \u00b7 " + r.seconds.toFixed(2) + " s";
-      item.querySelector(".show").addEventListener("click", function () { viewer.select(i); mark(); });
-      var downloads = item.querySelector(".downloads");
-      Object.keys(r.downloads).forEach(function (fmt) {
-        var a = document.createElement("a");
-        a.href = r.downloads[fmt];
-        a.textContent = fmt.toUpperCase();
-        a.setAttribute("download", "");
-        a.className = "download-" + fmt;
-        downloads.appendChild(a);
-      });
-      var form = item.querySelector(".edit");
-      form.querySelector(".end").value = Math.min(2, r.seconds).toFixed(1);
-      form.addEventListener("submit", function (e) {
-        e.preventDefault();
-        run(form.querySelector("button"), "editing\u2026", "/api/edit", {
-          job: r.job, stem: r.stem,
-          start: numberOrNull(form.querySelector(".start")),
-          end: numberOrNull(form.querySelector(".end")),
-          prompt: form.querySelector(".prompt").value,
-          seed: r.seed || 0
-        });
-      });
-      list.appendChild(item);
+    var item = template.content.firstElementChild.cloneNode(true);
+    item.dataset.index = String(i);
+    item.querySelector(".label").textContent = r.label + " \u00b7 " + r.seconds.toFixed(2) + " s";
+    item.querySelector(".show").addEventListener("click", function () { viewer.select(i); mark(); });
+    var downloads = item.querySelector(".downloads");
+    Object.keys(r.downloads).forEach(function (fmt) {
+      var a = document.createElement("a");
+      a.href = r.downloads[fmt];
+      a.textContent = fmt.toUpperCase();
+      a.setAttribute("download", "");
+      a.className = "download-" + fmt;
+      downloads.appendChild(a);
     });
-    mark();
+    var form = item.querySelector(".edit");
+    form.querySelector(".end").value = Math.min(2, r.seconds).toFixed(1);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      run(form.querySelector("button"), "editing\u2026", "/api/edit", {
+        job: r.job, stem: r.stem,
+        start: numberOrNull(form.querySelector(".start")),
+        end: numberOrNull(form.querySelector(".end")),
+        prompt: form.querySelector(".prompt").value,
+        seed: r.seed || 0
+      });
+    });
+    list.appendChild(item);
   }
 
   function mark() {

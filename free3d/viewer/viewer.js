@@ -109,6 +109,7 @@
 
   Viewer.prototype.setMotions = function (motions, index) {
     this.motions = motions.map(prepare);
+    this.drawn = null;
     var box = this.selectBox;
     box.textContent = "";
     this.motions.forEach(function (m, i) { el("option", { value: String(i) }, box, (i + 1) + ". " + m.label); });
@@ -125,6 +126,7 @@
     this.scrub.max = String(m.T - 1);
     this.time = 0;
     this.target = null;  // the camera jumps to the new motion instead of gliding there
+    this.drawn = null;
   };
 
   Viewer.prototype.motion = function () { return this.motions[this.index]; };
@@ -247,12 +249,20 @@
     var canvas = this.canvas, ratio = global.devicePixelRatio || 1;
     var w = Math.max(1, Math.round(canvas.clientWidth * ratio)), h = Math.max(1, Math.round(canvas.clientHeight * ratio));
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-    var g = canvas.getContext("2d");
+    var g = canvas.getContext("2d"), m = this.motion();
+    if (!m) {
+      g.fillStyle = "#f4f5f7";
+      g.fillRect(0, 0, w, h);
+      return;
+    }
+    var c = this._camera(w, h), px = h / 600;  // line widths scale with the canvas
+    var v = this.view, t = this.target;
+    var key = [w, h, this.index, this.frame, v.yaw, v.pitch, v.zoom, this.followBox.checked,
+               t[0].toFixed(4), t[1].toFixed(4), t[2].toFixed(4)].join();
+    if (key === this.drawn) return;  // nothing moved: no redraw (a paused viewer costs no CPU)
+    this.drawn = key;
     g.fillStyle = "#f4f5f7";
     g.fillRect(0, 0, w, h);
-    var m = this.motion();
-    if (!m) return;
-    var c = this._camera(w, h), px = h / 600;  // line widths scale with the canvas
     this._drawFloor(g, c, m, px);
     this._drawPath(g, c, m, px);
     this._drawBody(g, c, m, px);
