@@ -83,11 +83,23 @@ def skeleton_pixels(img: np.ndarray) -> tuple[int, int]:
     return int(blue.sum()), int(red.sum())
 
 
+def frame(page) -> int:
+    return int(page.locator("canvas.f3d-canvas").get_attribute("data-frame"))
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    """Poll from Python: page.wait_for_function evaluates strings, which the export's CSP forbids."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def check_animates(page) -> np.ndarray:
     """Two screenshots of the canvas some frames apart differ, and both sides are drawn."""
     first = canvas_image(page)
-    page.wait_for_function("f => Number(document.querySelector('canvas.f3d-canvas').dataset.frame) !== f",
-                           arg=int(page.locator("canvas.f3d-canvas").get_attribute("data-frame")))
+    start = frame(page)
+    wait_until(lambda: frame(page) != start)
     time.sleep(0.4)
     second = canvas_image(page)
     assert first.shape == second.shape
@@ -111,7 +123,7 @@ def test_the_page_loads_offline_from_the_package(page, server):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(server + "/")
     assert page.title() == "free3d"
-    page.wait_for_function("document.getElementById('model').textContent.includes('bandai21')")
+    wait_until(lambda: "bandai21" in page.locator("#model").text_content())
     assert page.locator("canvas.f3d-canvas").is_visible()
     assert all(u.startswith(server) or u.startswith("data:") for u in requests), requests
     assert page.problems == []
@@ -214,7 +226,7 @@ def test_the_html_export_plays_from_disk_with_the_network_blocked(browser, tmp_p
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
     page.goto(path.as_uri())
-    page.wait_for_function("document.querySelector('canvas.f3d-canvas')")
+    page.wait_for_selector("canvas.f3d-canvas[data-frame]")
     check_animates(page)
     assert page.locator(".f3d-select option").count() == 2
     data = json.loads(page.locator("#free3d-data").text_content())
@@ -222,11 +234,11 @@ def test_the_html_export_plays_from_disk_with_the_network_blocked(browser, tmp_p
                                                       "[1] a person waves (seed 0)"]
     # the controls work: pause holds the frame, the slider moves it
     page.click(".f3d-play")
-    held = page.locator("canvas.f3d-canvas").get_attribute("data-frame")
+    held = frame(page)
     time.sleep(0.3)
-    assert page.locator("canvas.f3d-canvas").get_attribute("data-frame") == held
+    assert frame(page) == held
     page.locator(".f3d-scrub").evaluate("el => { el.value = '50'; el.dispatchEvent(new Event('input')); }")
-    page.wait_for_function("document.querySelector('canvas.f3d-canvas').dataset.frame === '50'")
+    wait_until(lambda: frame(page) == 50)
     page.click(".f3d-play")
     check_animates(page)
     page.screenshot(path=str(shot_path("export.png", tmp_path)))
