@@ -182,11 +182,19 @@ def _generate(args: argparse.Namespace) -> None:
 
     from .api import Free3D, check_prompt, check_seed, read_prompts, seconds_to_frames
     from .data.canonical import MAX_FRAMES
-    from .export.generated import check_output_dir, output_stem, parse_formats, save_motions
+    from .export.generated import (
+        HTML_NAME,
+        check_output_dir,
+        output_stem,
+        parse_formats,
+        save_html,
+        save_motions,
+    )
     from .sampling import check_sampling_value
 
     # everything is checked before the model loads or a file is written
     formats = parse_formats(args.format)
+    per_motion = [f for f in formats if f != "html"]  # html: one file for the whole call, at the end
     if args.seconds is not None:
         try:
             seconds_to_frames(args.seconds)
@@ -205,7 +213,7 @@ def _generate(args: argparse.Namespace) -> None:
     sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
                 for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
     names = [f"{output_stem(p, t, args.seed + k)}.{fmt}" for p, (t, _) in enumerate(prompts)
-             for k in range(n) for fmt in formats]
+             for k in range(n) for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
     check_output_dir(args.out, names, overwrite=args.overwrite)
     model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
     model.check_batch(n, max(frames), label=f"--num-samples {n}")  # the limit follows from free memory
@@ -224,7 +232,7 @@ def _generate(args: argparse.Namespace) -> None:
             seconds += time.perf_counter() - t0
             got_numbers = [p for p in batch for _ in range(n)]
             try:
-                files += save_motions(got, args.out, formats, prompt_numbers=got_numbers,
+                files += save_motions(got, args.out, per_motion, prompt_numbers=got_numbers,
                                       replace=args.overwrite and b == 0)
             except OSError as e:  # a full disk, a folder removed meanwhile: no traceback
                 if made_out and not files:  # nothing saved: not even the folder stays
@@ -234,6 +242,10 @@ def _generate(args: argparse.Namespace) -> None:
             motions += got
             numbers += got_numbers
             bar.update(len(got))
+    if "html" in formats:
+        files.append(save_html(motions, args.out, prompt_numbers=numbers))
+    elif args.overwrite:  # an earlier call's viewer would show motions that are gone
+        (Path(args.out) / HTML_NAME).unlink(missing_ok=True)
     print(f"generated {len(motions)} motion(s) in {seconds:.2f} s")
     for m, p in zip(motions, numbers):
         print(f"  [{p}] {m.text!r} seed {m.seed}: {m.seconds:.2f} s ({m.num_frames} frames)")
@@ -273,6 +285,25 @@ def _lift(args: argparse.Namespace) -> None:
     print(f"lifted {args.input} ({kp.layout}, {kp.fps:g} fps): {len(motion.joints)} frames at "
           f"{motion.fps:g} fps, {100 * missing:.1f}% of joints missing or guessed")
     print(f"wrote {len(files)} file(s) to {args.out}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(m) is None]
+    if missing:  # an optional extra: one clear line, not an ImportError's traceback
+        raise ValueError(f"free3d serve needs the serve extra ({', '.join(missing)} missing): "
+                         "pip install 'free3d[serve]'")
+    from .serve import serve
+
+    if not args.max_upload_mb > 0:
+        raise ValueError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    for option in ("queue", "keep"):
+        if getattr(args, option) < 1:
+            raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
+    serve(host=args.host, port=args.port, model=args.model, device=args.device, precision=args.precision,
+          out=args.out, max_body=int(args.max_upload_mb * 1024 * 1024), max_queue=args.queue,
+          keep_jobs=args.keep)
 
 
 def check_output_file(path: str, option: str) -> None:
@@ -680,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the outputs already in --out (default: refuse to touch them)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--format", default="npy,gif",
-                   help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png")
+                   help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png, html "
+                        "(one generations.html holding every motion in a 3D viewer; opens offline)")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
     q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")
@@ -705,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("input", help="keypoint JSON, OpenPose folder of per-frame JSON, .npy/.npz (T, J, 2|3), "
                                  "or a video")
     q.add_argument("--out", default="free3d-lift", help="output folder")
-    q.add_argument("--format", default="npy,gif", help="comma-separated: npy, bvh, gif, mp4, png")
+    q.add_argument("--format", default="npy,gif",
+                   help="comma-separated: npy, bvh, gif, mp4, png, html (a 3D viewer; opens offline)")
     q.add_argument("--layout", choices=("coco17", "body25", "mediapipe33", "bandai21"),
                    help="keypoint layout (default: detected from the file)")
     q.add_argument("--person", type=int, default=None,
@@ -720,6 +753,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
     q.set_defaults(func=_lift)
+
+    q = sub.add_parser("serve", help="a local web app: prompts in, 3D motion out, in your browser "
+                       "(needs pip install 'free3d[serve]')")
+    q.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; the app has no login)")
+    q.add_argument("--port", type=int, default=8000)
+    q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--out", default=None,
+                   help="folder for the results (default: a new temporary folder)")
+    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    q.add_argument("--max-upload-mb", type=float, default=8.0,
+                   help="largest request body accepted, in MiB (default 8); larger ones get 413")
+    q.add_argument("--queue", type=int, default=16,
+                   help="requests that may wait for the model (default 16); more get 503")
+    q.add_argument("--keep", type=int, default=500,
+                   help="results of the newest KEEP requests are kept in --out (default 500)")
+    add_device(q)
+    q.set_defaults(func=_serve)
 
     q = sub.add_parser("model", help="model folders").add_subparsers(dest="model_command", required=True)
     q = q.add_parser("assemble", help="gather trained runs into one model folder for generate")

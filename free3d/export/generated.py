@@ -1,5 +1,6 @@
 """Writing generated motions to disk: joints as .npy, motion capture as .bvh, previews as
-.gif / .mp4 / .png, and ``generations.json`` listing what each file is (prompt, seed, length).
+.gif / .mp4 / .png, a 3D viewer as .html, and ``generations.json`` listing what each file
+is (prompt, seed, length).
 
 Several processes may save into one folder at once: the manifest is read, merged and
 replaced under a lock on the folder, and every file appears by an atomic rename.
@@ -18,21 +19,25 @@ import numpy as np
 
 from ..locks import hold, locked, remove_abandoned
 from .bvh import write_bvh
+from .html import motion_payload, write_html
 from .preview import render_preview
 
-OUTPUT_FORMATS = ("npy", "bvh", "gif", "mp4", "png")
+OUTPUT_FORMATS = ("npy", "bvh", "gif", "mp4", "png", "html")
 MANIFEST = "generations.json"
+HTML_NAME = "generations.html"  # `generate --format html`: one viewer file for the whole call
 SCRATCH = ".free3d-"  # prefix of the hidden folder each save renders into
 
 
 def write_motion_file(path: Path, fmt: str, joints: np.ndarray, skeleton, *, fps: float, title: str,
                       joints2d: np.ndarray | None = None) -> None:
-    """One motion as ``fmt``: npy (float32 joints), bvh, or a gif / mp4 / png preview
-    (beside ``joints2d``, the 2D it came from, when given)."""
+    """One motion as ``fmt``: npy (float32 joints), bvh, html (the 3D viewer), or a gif / mp4 /
+    png preview (beside ``joints2d``, the 2D it came from, when given)."""
     if fmt == "npy":
         np.save(path, joints.astype(np.float32))
     elif fmt == "bvh":
         write_bvh(path, joints, skeleton, fps=fps)
+    elif fmt == "html":
+        write_html(path, [motion_payload(joints, skeleton, label=title, fps=fps)], title=title)
     else:
         render_preview(joints, joints2d, skeleton, path, title=title, fps=fps)
 
@@ -130,6 +135,15 @@ def _entry_files(entry: dict) -> set[str]:
     # plain names inside the folder only: a hand-edited manifest must not point elsewhere
     return {f for f in entry.get("files", {}).values()
             if isinstance(f, str) and f == Path(f).name and f not in ("", ".", "..")}
+
+
+def save_html(motions, out: str | os.PathLike, *, prompt_numbers=None) -> Path:
+    """``out/generations.html``: every motion of a call in one self-contained 3D viewer."""
+    items = [motion_payload(m.joints, m.skeleton, fps=m.fps,
+                            label=f"[{prompt_numbers[i] if prompt_numbers is not None else i}] "
+                                  f"{m.text} (seed {m.seed})")
+             for i, m in enumerate(motions)]
+    return write_html(Path(out) / HTML_NAME, items, title=f"free3d: {len(items)} generated motion(s)")
 
 
 def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_numbers=None,
