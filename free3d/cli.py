@@ -252,6 +252,48 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(files)} file(s) to {args.out}")
 
 
+def _edit(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .api import Free3D, check_prompt, check_seed
+    from .export.generated import (
+        HTML_NAME,
+        check_output_dir,
+        output_stem,
+        parse_formats,
+        save_html,
+        save_motions,
+    )
+    from .sampling import check_sampling_value
+
+    # everything is checked before the model loads or a file is written
+    formats = parse_formats(args.format)
+    per_motion = [f for f in formats if f != "html"]
+    text = check_prompt(args.text)
+    check_seed(args.seed, 1, "--seed")
+    sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
+                for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
+    path = Path(args.input)
+    if path.suffix.lower() != ".npy" or not path.is_file():
+        raise ValueError(f"{args.input}: not a .npy file of (T, J, 3) joints (as generate and lift write)")
+    try:
+        joints = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{args.input}: cannot read it as .npy: {e}") from None
+    names = [f"{output_stem(0, text, args.seed)}.{fmt}" for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
+    check_output_dir(args.out, names, overwrite=args.overwrite)
+    model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
+    try:
+        edited = model.edit(joints, args.start, args.end, text, seed=args.seed, **sampling)
+    except ValueError as e:
+        raise ValueError(f"{args.input}: {e}") from None
+    files = save_motions([edited], args.out, per_motion, prompt_numbers=[0], replace=args.overwrite)
+    if "html" in formats:
+        files.append(save_html([edited], args.out, prompt_numbers=[0]))
+    print(f"edited {args.start:g}-{args.end:g} s of {args.input} as {text!r} (seed {args.seed})")
+    print(f"wrote {len(files)} file(s) to {args.out}")
+
+
 def _lift(args: argparse.Namespace) -> None:
     from .export.generated import check_output_dir, parse_formats
     from .export.lifted import lift_keypoints, load_lifter, output_names, save_lifted
@@ -725,6 +767,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "same samples on every machine")
     add_device(q)
     q.set_defaults(func=_generate)
+
+    q = sub.add_parser("edit", help="regenerate a time span of a motion (.npy joints) from new text")
+    q.add_argument("input", help=".npy of (T, J, 3) joints, metres, Y up, 20 fps (what generate and lift write)")
+    q.add_argument("--start", type=float, required=True, help="start of the span to regenerate (s)")
+    q.add_argument("--end", type=float, required=True, help="end of the span (s)")
+    q.add_argument("--text", required=True, help="what the span should show")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="free3d-edit", help="output folder")
+    q.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
+    q.add_argument("--format", default="npy,gif",
+                   help="comma-separated: npy, bvh, gif, mp4, png, html")
+    q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    for name, kind, what in (("guidance", float, "masked transformer guidance scale (default 4)"),
+                             ("residual-guidance", float, "residual transformer guidance (default 5)"),
+                             ("iterations", int, "unmasking iterations (default 10)"),
+                             ("temperature", float, None),
+                             ("top-k", float, "fraction of logits filtered out (default 0.9)")):
+        q.add_argument(f"--{name}", type=kind, help=what)
+    q.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    add_device(q)
+    q.set_defaults(func=_edit)
 
     q = sub.add_parser("lift", help="2D keypoints (COCO-17, OpenPose, MediaPipe, .npy) or a video "
                                     "-> 3D motion",
