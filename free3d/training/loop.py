@@ -46,8 +46,9 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
     """Run steps ``start`` .. ``total`` - 1 of ``step`` (which holds ``model``).
 
     ``grad_clip`` > 0 scales each step's gradient down to that global norm when it is
-    larger (the norm before clipping is logged as ``grad_norm``): one runaway batch then
-    moves the weights no more than an ordinary one.
+    larger (the norm before clipping is logged as ``grad_norm``), so a runaway batch cannot
+    swamp Adam's moment estimates. It does not bound the step itself (Adam's is about the
+    learning rate either way), and it did not stop the divergences in docs/results.md.
     """
     device = ctx.device
     forward = step
