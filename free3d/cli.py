@@ -125,7 +125,8 @@ def _train(args: argparse.Namespace) -> None:
         "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
-        "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters", "grad_clip")}
+        "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
+        "grad_clip")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -177,6 +178,14 @@ GENERATE_BATCH = 128  # motions sampled together; whole prompts, each saved when
 SAMPLING_OPTIONS = ("guidance", "residual_guidance", "iterations", "temperature", "top_k")
 
 
+def _sampling_options(args: argparse.Namespace) -> dict:
+    """The sampling options given on the command line, each checked (one error naming it)."""
+    from .sampling import check_sampling_value
+
+    return {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
+            for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
+
+
 def _generate(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -190,7 +199,6 @@ def _generate(args: argparse.Namespace) -> None:
         save_html,
         save_motions,
     )
-    from .sampling import check_sampling_value
 
     # everything is checked before the model loads or a file is written
     formats = parse_formats(args.format)
@@ -210,8 +218,7 @@ def _generate(args: argparse.Namespace) -> None:
     if n < 1:
         raise ValueError(f"--num-samples must be at least 1, got {n}")
     check_seed(args.seed, n, "--seed")
-    sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
-                for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
+    sampling = _sampling_options(args)
     names = [f"{output_stem(p, t, args.seed + k)}.{fmt}" for p, (t, _) in enumerate(prompts)
              for k in range(n) for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
     check_output_dir(args.out, names, overwrite=args.overwrite)
@@ -256,23 +263,14 @@ def _edit(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .api import Free3D, check_prompt, check_seed
-    from .export.generated import (
-        HTML_NAME,
-        check_output_dir,
-        output_stem,
-        parse_formats,
-        save_html,
-        save_motions,
-    )
-    from .sampling import check_sampling_value
+    from .export import generated as written
 
     # everything is checked before the model loads or a file is written
-    formats = parse_formats(args.format)
+    formats = written.parse_formats(args.format)
     per_motion = [f for f in formats if f != "html"]
     text = check_prompt(args.text)
     check_seed(args.seed, 1, "--seed")
-    sampling = {k: check_sampling_value(k, getattr(args, k), "--" + k.replace("_", "-"))
-                for k in SAMPLING_OPTIONS if getattr(args, k) is not None}
+    sampling = _sampling_options(args)
     path = Path(args.input)
     if path.suffix.lower() != ".npy" or not path.is_file():
         raise ValueError(f"{args.input}: not a .npy file of (T, J, 3) joints (as generate and lift write)")
@@ -280,16 +278,17 @@ def _edit(args: argparse.Namespace) -> None:
         joints = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise ValueError(f"{args.input}: cannot read it as .npy: {e}") from None
-    names = [f"{output_stem(0, text, args.seed)}.{fmt}" for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
-    check_output_dir(args.out, names, overwrite=args.overwrite)
+    names = [f"{written.output_stem(0, text, args.seed)}.{fmt}" for fmt in per_motion]
+    written.check_output_dir(args.out, names + [written.HTML_NAME] * ("html" in formats),
+                             overwrite=args.overwrite)
     model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
     try:
         edited = model.edit(joints, args.start, args.end, text, seed=args.seed, **sampling)
     except ValueError as e:
         raise ValueError(f"{args.input}: {e}") from None
-    files = save_motions([edited], args.out, per_motion, prompt_numbers=[0], replace=args.overwrite)
+    files = written.save_motions([edited], args.out, per_motion, prompt_numbers=[0], replace=args.overwrite)
     if "html" in formats:
-        files.append(save_html([edited], args.out, prompt_numbers=[0]))
+        files.append(written.save_html([edited], args.out, prompt_numbers=[0]))
     print(f"edited {args.start:g}-{args.end:g} s of {args.input} as {text!r} (seed {args.seed})")
     print(f"wrote {len(files)} file(s) to {args.out}")
 
@@ -769,7 +768,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_generate)
 
     q = sub.add_parser("edit", help="regenerate a time span of a motion (.npy joints) from new text")
-    q.add_argument("input", help=".npy of (T, J, 3) joints, metres, Y up, 20 fps (what generate and lift write)")
+    q.add_argument("input", help=".npy of (T, J, 3) joints, metres, Y up, 20 fps "
+                                 "(what generate and lift write)")
     q.add_argument("--start", type=float, required=True, help="start of the span to regenerate (s)")
     q.add_argument("--end", type=float, required=True, help="end of the span (s)")
     q.add_argument("--text", required=True, help="what the span should show")

@@ -11,7 +11,8 @@ from free3d.cli import main
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):
     path = tmp_path_factory.mktemp("edit") / "walk.npy"
-    np.save(path, Free3D.from_pretrained(precision="fp32").generate("a person walks", seconds=3, seed=1)[0].joints)
+    model = Free3D.from_pretrained(precision="fp32")
+    np.save(path, model.generate("a person walks", seconds=3, seed=1)[0].joints)
     return path
 
 
