@@ -307,23 +307,32 @@ def test_oversized_bodies_get_413(tiny, tmp_path):
 
 def test_a_full_queue_answers_503_at_once_and_the_loop_stays_free(tiny, tmp_path):
     busy_app = create_app(tiny, out=tmp_path, max_queue=1)
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     worker: Worker = busy_app.state.worker
+
+    def busy() -> None:
+        started.set()
+        release.wait(120)
+
     with TestClient(busy_app) as c:
-        worker.submit(release.wait)  # the model is busy ...
-        waiting = {}
-        t = threading.Thread(target=lambda: waiting.update(r=c.post("/api/generate", json={
-            "prompts": "walk", "seconds": 2})))
-        t.start()  # ... one request waits for it ...
-        deadline = time.monotonic() + 30
-        while worker._tasks.qsize() < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        t0 = time.monotonic()
-        r = c.post("/api/generate", json={"prompts": "walk", "seconds": 2})  # ... and the next is refused
-        assert "the server is busy" in error(r, 503) and r.headers["retry-after"]
-        assert c.get("/api/info").status_code == 200  # the event loop still answers
-        assert time.monotonic() - t0 < 5
-        release.set()
+        try:
+            worker.submit(busy)  # the model is busy (its task taken off the queue) ...
+            assert started.wait(30)
+            waiting = {}
+            t = threading.Thread(target=lambda: waiting.update(r=c.post("/api/generate", json={
+                "prompts": "walk", "seconds": 2})))
+            t.start()  # ... one request waits in the queue ...
+            deadline = time.monotonic() + 30
+            while worker._tasks.qsize() < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert worker._tasks.qsize() == 1
+            t0 = time.monotonic()
+            r = c.post("/api/generate", json={"prompts": "walk", "seconds": 2})  # ... the next is refused
+            assert "the server is busy" in error(r, 503) and r.headers["retry-after"]
+            assert c.get("/api/info").status_code == 200  # the event loop still answers
+            assert time.monotonic() - t0 < 5
+        finally:  # a failed check must not leave the worker blocked (the client's exit waits for it)
+            release.set()
         t.join(60)
         assert waiting["r"].status_code == 200
     with pytest.raises(Busy):
