@@ -40,6 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__
+from ..files import usual_mode
 from ..skeleton import get_skeleton
 from . import motion_codec as codec
 from .ground_truth import require_3d
@@ -163,7 +164,7 @@ def pack_dataset(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: b
     try:
         with os.fdopen(fd, "wb") as raw:
             _write_tar(raw, members, progress)
-        _usual_mode(tmp)
+        usual_mode(tmp)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -356,7 +357,7 @@ def unpack_dataset(src: str | os.PathLike, dst: str | os.PathLike, *,
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(members[name])
         _write_motion(tmp, ids, lengths, motion, arrays, progress)
-        _usual_mode(tmp)
+        usual_mode(tmp)
         if dst.exists():
             dst.rmdir()  # empty, checked above
         tmp.rename(dst)
@@ -459,13 +460,6 @@ class _Counting:
 def _bar(progress: bool, total: int, desc: str, unit: str) -> tqdm:
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", disable=not progress,
                 leave=False)
-
-
-def _usual_mode(path: Path) -> None:
-    """The mode a plain open() or mkdir() would give (mkstemp and mkdtemp make it private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _npy(a: np.ndarray) -> bytes:

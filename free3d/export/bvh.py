@@ -19,13 +19,13 @@ at up to ~2 cm error where the input shrugs or tilts the hips against the spine.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..files import write_text_atomic
 from ..skeleton import Skeleton, get_skeleton
 
 UNITS_PER_METRE = 100.0  # centimetres: what mocap BVH files (and Blender's importer default) use
@@ -221,13 +221,4 @@ def write_bvh(path: str | os.PathLike, joints: np.ndarray, skeleton: str | Skele
     not the skeleton's.
     """
     text = bvh_text(joints, skeleton, fps=fps, branch_joints=branch_joints)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_text_atomic
 from ..locks import hold, locked, remove_abandoned
 from .bvh import write_bvh
 from .html import motion_payload, write_html
@@ -189,14 +190,7 @@ def save_motions(motions, out: str | os.PathLike, formats: list[str], *, prompt_
             for path in sorted(scratch.iterdir()):
                 os.replace(path, out / path.name)
                 written.append(out / path.name)
-            fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=out)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(json.dumps(kept + entries, indent=2) + "\n")
-                os.replace(tmp, out / MANIFEST)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_text_atomic(out / MANIFEST, json.dumps(kept + entries, indent=2) + "\n")
             if replace:  # after the new manifest: a kill here leaves unlisted files, never missing ones
                 for name in set().union(*(_entry_files(e) for e in old)) - new:
                     (out / name).unlink(missing_ok=True)

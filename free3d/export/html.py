@@ -10,13 +10,13 @@ import html
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from ..files import write_text_atomic
 from ..skeleton import Skeleton
 from ..viewer import read_asset
 from .preview import joint_sides
@@ -67,17 +67,7 @@ def html_text(motions: Sequence[dict], *, title: str = "free3d motions") -> str:
 def write_html(path: str | os.PathLike, motions: Sequence[dict], *, title: str = "free3d motions") -> Path:
     """Write :func:`html_text` to ``path`` atomically (a temporary file beside it, renamed)."""
     text = html_text(motions, title=title)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 __all__ = ["html_text", "motion_payload", "write_html"]

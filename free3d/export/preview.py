@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
+from ..files import usual_mode
 from ..skeleton import Skeleton, get_skeleton
 
 FORMATS = (".gif", ".png", ".mp4")
@@ -752,7 +753,7 @@ def _atomic_write(out: Path, render: Callable[[Path], None]) -> None:
     tmp = Path(name)
     try:
         render(tmp)
-        os.chmod(tmp, 0o644)
+        usual_mode(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

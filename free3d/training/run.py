@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..checkpoints import CONFIG, WEIGHTS, load_weights, read_config
+from ..files import usual_mode
 
 STATE = "state.pt"
 LOG = "log.csv"
@@ -38,6 +39,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
