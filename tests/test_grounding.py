@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from free3d.data.canonical import floor_tilt, upright_transform
@@ -248,6 +249,10 @@ def test_recipes_and_device_choice(procedural_dataset):
         plain.lambda_cycle, plain.upright_views, plain.representation) == (0.0, False, "limbs")
     assert default.recipe == "free3d" and default.lambda_cycle == 1.0 and default.upright_views
     assert default.representation == "limbs-velocity"
+    assert (default.std_floor, paper.std_floor) == (0.25, 0.0)
+    # the prior reads the ML-RQ's views, so it takes the default recipe's input units
+    assert make_config("prior", procedural_dataset).std_floor == 0.25
+    assert make_config("rvq3d", procedural_dataset).std_floor == 0.0
     # a single flag overrides the recipe
     assert make_config("mlrq", procedural_dataset, prior="p", lambda_cycle=0.0).lambda_cycle == 0.0
     with pytest.raises(ValueError, match="unknown recipe"):
@@ -259,6 +264,23 @@ def test_recipes_and_device_choice(procedural_dataset):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_relative_std_floor_keeps_a_near_constant_feature_from_dominating():
+    """A spine-like coordinate that barely varies is not divided by its own tiny std."""
+    from free3d.models.features import Standardizer, floored_std
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 5, generator=g) * torch.tensor([0.04, 0.05, 0.06, 0.1, 0.002])
+    plain, floored = floored_std(x), floored_std(x, 0.25)
+    assert plain[4] == pytest.approx(0.002, rel=0.1)  # the old floor (1e-3) does not bite
+    assert floored[4] == pytest.approx(0.25 * 0.05, rel=0.1)  # a quarter of the median std
+    assert torch.equal(floored[:4], plain[:4])  # ordinary features keep their own std
+    norm = Standardizer(5)
+    norm.fit(x, relative_floor=0.25)
+    moved = x[:1] + torch.tensor([0.0, 0, 0, 0, 0.01])  # 1 cm on the flat coordinate
+    assert (norm(moved) - norm(x[:1]))[0, 4] < 1.0  # under one unit, not five
+    assert torch.allclose(norm.inverse(norm(x)), x, atol=1e-6)
 
 
 def test_remove_floor_slope_levels_a_sinking_walk_and_keeps_the_body_upright():

@@ -38,7 +38,7 @@ from ..losses import (
     view_prior_loss,
 )
 from ..models.autoencoders import Prior2D, get_preset
-from ..models.features import encode_motion
+from ..models.features import encode_motion, floored_std
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
 from .loop import fit
@@ -99,6 +99,9 @@ class TrainConfig:
     log_every: int = 25
     precision: str = "fp32"  # "bf16": autocast on the device (the quantizer stays fp32)
     grad_clip: float = 0.0  # > 0: clip each step's gradient to this global norm (free3d: 1)
+    # > 0: every input feature's and L2D unit's std at least this fraction of the median
+    # one (models.features.floored_std; free3d: 0.25); 0 = a 1e-3 floor, as before
+    std_floor: float = 0.0
 
     @property
     def total_iters(self) -> int:
@@ -131,7 +134,8 @@ PRESET_TRAINING = {
 RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
-               "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0},
+               "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
+               "std_floor": 0.25},
 }
 
 
@@ -159,6 +163,8 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
             "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
+        if stage == "prior":  # the prior reads the views ML-RQ makes: the same input units
+            base["std_floor"] = RECIPES[recipe].get("std_floor", 0.0)
     else:
         base.update(RECIPES[recipe], recipe=recipe)
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -279,14 +285,15 @@ def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
 # one step of each stage
 
 
-def _loss_scales(arrays: ClipArrays, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss_scales(arrays: ClipArrays, window: int, std_floor: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spread of 2D limbs and window-relative trajectories (the L2D units)."""
     limbs = arrays.arrays["limbs2"].double()
     g = torch.Generator().manual_seed(0)
     traj = arrays.sample(256, window, g)["traj2"].double()
     traj = traj - traj[:, :1]
-    return (limbs.std(0).clamp_min(1e-3).float(),
-            traj.reshape(-1, 2).std(0).clamp_min(1e-3).float())
+    limb_std = floored_std(limbs.flatten(1), std_floor).reshape(limbs.shape[1:])
+    return limb_std.float(), floored_std(traj.reshape(-1, 2)).float()
 
 
 class StageStep(nn.Module):
@@ -301,7 +308,7 @@ class StageStep(nn.Module):
                  prior: Prior2D | None) -> None:
         super().__init__()
         self.cfg, self.model, self.skeleton, self.prior = cfg, model, skeleton, prior
-        limb_std, traj_std = _loss_scales(arrays, cfg.window)
+        limb_std, traj_std = _loss_scales(arrays, cfg.window, cfg.std_floor)
         self.register_buffer("limb_std", limb_std, persistent=False)
         self.register_buffer("traj_std", traj_std, persistent=False)
 
@@ -427,7 +434,8 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
         fit_batch = arrays.sample(1024, cfg.window, torch.Generator().manual_seed(cfg.seed))
         key = "traj3" if cfg.stage == "rvq3d" and cfg.input_dim == 3 else "traj2"
         limbs = fit_batch["limbs3" if key == "traj3" else "limbs2"]
-        model.normalizer.fit(encode_motion(fit_batch[key], limbs, skeleton, cfg.representation))
+        model.normalizer.fit(encode_motion(fit_batch[key], limbs, skeleton, cfg.representation),
+                             relative_floor=cfg.std_floor)
     step = StageStep(cfg, model, skeleton, arrays, prior).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                  betas=(0.9, 0.99), fused=device.type == "cuda")
