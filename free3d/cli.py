@@ -137,7 +137,8 @@ def _train(args: argparse.Namespace) -> None:
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
     arch = {"width": args.width, "code_dim": args.code_dim,
-            "codebook_size": args.codebook_size, "down": args.down}
+            "codebook_size": args.codebook_size, "down": args.down,
+            "dead_code_threshold": args.dead_code_threshold}
     cfg = make_config(args.stage, args.data, preset=args.preset, arch=arch,
                       recipe=getattr(args, "recipe", "free3d"), **overrides)
     out = train(cfg, args.out, progress=not args.quiet, device=args.device)
@@ -643,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="codes per codebook (default: the preset's)")
         q.add_argument("--down", type=int, help="temporal downsampling layers, each halving "
                        "the frame rate (default: the preset's 2, so 4x)")
+        q.add_argument("--dead-code-threshold", type=float,
+                       help="a code whose EMA count (tokens per step) falls below this is reset "
+                            "to a batch vector (default: the preset's; MoMask: 1)")
         q.add_argument("--iters", type=int, help="pretraining steps")
         q.add_argument("--finetune-iters", type=int, help="fine-tuning steps at the lower lr")
         q.add_argument("--batch-size", type=int)

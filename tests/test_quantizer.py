@@ -153,3 +153,22 @@ def test_state_round_trips_through_safetensors(tmp_path):
     other.load_state_dict(load_file(tmp_path / "q.safetensors"))
     z = torch.randn(2, 6, 4)
     assert torch.equal(q.eval()(z).codes, other.eval()(z).codes)
+
+
+def test_dead_code_threshold_comes_from_the_model_sizes():
+    """A lower threshold keeps a rarely used code that MoMask's 1 would reset."""
+    from free3d.models.autoencoders import ConvVQConfig, MotionLifter, Prior2D
+    from free3d.skeleton import get_skeleton
+
+    z = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]])
+    for threshold, kept in ((1.0, False), (0.4, True)):
+        q, layer = one_layer([[0.0, 0.0], [100.0, 100.0]], decay=0.5)
+        for lay in q.layers:
+            lay.dead_code_threshold = threshold
+        q(z)  # code 1 unused: its EMA count falls to 0.5
+        assert torch.equal(layer.codebook[1], torch.tensor([100.0, 100.0])) == kept
+    arch = ConvVQConfig(width=8, code_dim=4, num_layers=2, codebook_size=8, depth=1,
+                        dead_code_threshold=0.25)
+    skeleton = get_skeleton("bandai21")
+    for model in (MotionLifter(skeleton=skeleton, arch=arch), Prior2D(skeleton=skeleton, arch=arch)):
+        assert all(lay.dead_code_threshold == 0.25 for lay in model.quantizer.layers)

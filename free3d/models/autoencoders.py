@@ -38,6 +38,10 @@ class ConvVQConfig:
     dropout: float = 0.2
     quantize_dropout: float = 0.2
     sample_temperature: float = 0.5
+    # a code whose EMA count (tokens it gets per training step) falls below this is reset
+    # to a batch vector. MoMask's 1 is an eighth of a code's share at its 4,096 tokens a
+    # step; at 640 a step (the cpu preset's batch) it resets four codes in five every step
+    dead_code_threshold: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,7 +91,8 @@ class MotionLifter(nn.Module):
                                depth=arch.depth, dropout=arch.dropout)
         self.quantizer = ResidualQuantizer(
             dim=arch.code_dim, num_layers=arch.num_layers, codebook_size=arch.codebook_size,
-            dropout_prob=arch.quantize_dropout, sample_temperature=arch.sample_temperature)
+            dropout_prob=arch.quantize_dropout, sample_temperature=arch.sample_temperature,
+            dead_code_threshold=arch.dead_code_threshold)
         self.decoder = Decoder(code_dim=arch.code_dim, width=arch.width, out_dim=out_f,
                                down=arch.down, depth=arch.depth, dropout=arch.dropout)
 
@@ -152,7 +157,8 @@ class Prior2D(nn.Module):
                                depth=arch.depth, dropout=arch.dropout)
         self.quantizer = (ResidualQuantizer(dim=arch.code_dim, num_layers=1,
                                             codebook_size=arch.codebook_size, dropout_prob=0.0,
-                                            sample_temperature=arch.sample_temperature)
+                                            sample_temperature=arch.sample_temperature,
+                                            dead_code_threshold=arch.dead_code_threshold)
                           if kind == "vq" else None)
         self.decoder = Decoder(code_dim=arch.code_dim, width=arch.width, out_dim=f, down=arch.down,
                                depth=arch.depth, dropout=arch.dropout)
