@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> None:
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
         "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
-        "grad_clip", "std_floor")}
+        "grad_clip", "std_floor", "skip_spikes")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -666,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train on every clip's mirror image (left and right swapped)")
         q.add_argument("--grad-clip", type=float, help="clip each step's gradient to this global "
                        "norm; 0 = off (default 0; the ML-RQ's free3d recipe: 1)")
+        q.add_argument("--skip-spikes", type=float,
+                       help="drop the gradient of a step whose loss is over this many times the "
+                            "median of the last 64 steps; 0 = off (default)")
         if stage != "rvq3d":
             q.add_argument("--std-floor", type=float,
                            help="every input feature's std at least this fraction of the median "

@@ -275,3 +275,41 @@ def test_cycle_second_lift_leaves_the_codebooks_alone(procedural_dataset, prior_
     traj3, limbs3 = step._lift(batch["traj2"], batch["limbs2"])
     assert traj3.shape[-1] == 3 and limbs3.shape[-1] == 3
     assert all(torch.equal(before[k], v) for k, v in model.quantizer.state_dict().items())
+
+
+def test_skip_spikes_drops_the_gradient_of_a_spiking_step(tmp_path):
+    from free3d.distributed import Context
+    from free3d.training.loop import fit
+    from free3d.training.run import RunDir
+
+    def run(skip: float, out) -> tuple[list[float], list[dict]]:
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.ones_(model.weight)
+        scales = iter([1.0, 1.1, 0.9, 1.0, 1000.0, 1.0])  # step 5 is a runaway batch
+        weights = []
+
+        class Step(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, batch):
+                weights.append(model.weight.item())
+                loss = next(scales) * self.model(batch).sum()
+                return loss, {"loss": loss}
+
+        out.mkdir()
+        fit(run=RunDir(out), ctx=Context(), model=model, step=Step(),
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.01), learning_rate=lambda i: 0.01,
+            next_batch=lambda: torch.ones(1, 1), sampler=torch.Generator(), start=0, total=6,
+            log_every=3, checkpoint_every=6, progress=False, skip_spikes=5.0 if skip else 0.0)
+        weights.append(model.weight.item())
+        with open(out / "log.csv") as f:
+            return weights, list(csv.DictReader(f))
+
+    guarded, log = run(True, tmp_path / "guarded")
+    steps = [b - a for a, b in zip(guarded, guarded[1:])]
+    assert steps[4] == 0.0 and all(s < 0 for s in steps[:4] + steps[5:])  # only the spike is dropped
+    assert [float(r["skipped"]) for r in log] == [0.0, pytest.approx(1 / 3)]
+    free, log = run(False, tmp_path / "free")
+    assert free[5] - free[4] == pytest.approx(-10.0) and "skipped" not in log[0]

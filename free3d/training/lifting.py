@@ -102,6 +102,9 @@ class TrainConfig:
     # > 0: every input feature's and L2D unit's std at least this fraction of the median
     # one (models.features.floored_std; free3d: 0.25); 0 = a 1e-3 floor, as before
     std_floor: float = 0.0
+    # > 0: drop the gradient of a step whose loss is over this many times the recent median
+    # (training.loop.fit; ML-RQ losses spike on rare windows, docs/results.md)
+    skip_spikes: float = 0.0
 
     @property
     def total_iters(self) -> int:
@@ -455,5 +458,6 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
         next_batch=lambda: arrays.sample(cfg.batch_size, cfg.window, sampler, rows),
         sampler=sampler, start=start, total=cfg.total_iters, log_every=cfg.log_every,
         checkpoint_every=cfg.checkpoint_every, precision=cfg.precision,
-        desc=f"train {cfg.stage}", progress=progress, grad_clip=cfg.grad_clip)
+        desc=f"train {cfg.stage}", progress=progress, grad_clip=cfg.grad_clip,
+        skip_spikes=cfg.skip_spikes)
     return run.path

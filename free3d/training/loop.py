@@ -27,6 +27,7 @@ from ..distributed import Context
 from .run import RunDir
 
 PRECISIONS = ("fp32", "bf16")
+SPIKE_WINDOW = 64  # steps whose median loss a spike is measured against
 
 
 def autocast(device: torch.device, precision: str):
@@ -42,8 +43,13 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
         optimizer: torch.optim.Optimizer, learning_rate: Callable[[int], float],
         next_batch: Callable[[], object], sampler: torch.Generator, start: int, total: int,
         log_every: int, checkpoint_every: int, precision: str = "fp32", desc: str = "train",
-        progress: bool = True, grad_clip: float = 0.0) -> None:
+        progress: bool = True, grad_clip: float = 0.0, skip_spikes: float = 0.0) -> None:
     """Run steps ``start`` .. ``total`` - 1 of ``step`` (which holds ``model``).
+
+    ``skip_spikes`` > 0 drops the gradient of a step whose loss is more than that many
+    times the median of the last :data:`SPIKE_WINDOW` steps (logged as ``skipped``, the
+    fraction of the steps since the last log). Adam still takes its step, from its
+    momentum alone. The check stays on the device: it costs no wait.
 
     ``grad_clip`` > 0 scales each step's gradient down to that global norm when it is
     larger (the norm before clipping is logged as ``grad_norm``), so a runaway batch cannot
@@ -58,6 +64,9 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
             # the codebooks' EMA buffers are updated from the global batch on every rank
             broadcast_buffers=False)
     not_finite = torch.zeros((), dtype=torch.bool, device=device)
+    recent = torch.full((SPIKE_WINDOW,), float("nan"), device=device)  # a ring of past losses
+    skipped = torch.zeros((), device=device)
+    since_log = 0
     t0 = time.perf_counter()
     bar = tqdm(range(start, total), initial=start, total=total, desc=desc, unit="it",
                disable=not (progress and ctx.is_main))
@@ -70,11 +79,20 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
             loss, logs = forward(batch)
         not_finite |= ~torch.isfinite(loss.detach())
         optimizer.zero_grad(set_to_none=True)
+        if skip_spikes > 0:
+            value = loss.detach().float()
+            if ctx.world > 1:  # every process skips the same steps
+                value = distributed.all_mean(value[None])[0]
+            # the first steps have no history: nanmedian of all-NaN is NaN, and x > NaN is False
+            spike = value > skip_spikes * recent.nanmedian()
+            recent[i % SPIKE_WINDOW] = value
+            skipped += spike.float()
+            loss = torch.where(spike, loss * 0.0, loss)
         loss.backward()
         if grad_clip > 0:
             logs = {**logs, "grad_norm": nn.utils.clip_grad_norm_(model.parameters(), grad_clip)}
         optimizer.step()
-        done = i + 1
+        done, since_log = i + 1, since_log + 1
         log_now = done % log_every == 0 or done == total
         save_now = done % checkpoint_every == 0 or done == total
         if not (log_now or save_now):
@@ -84,6 +102,10 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
                     else "no checkpoint had been written yet")
             raise FloatingPointError(f"the loss stopped being finite before step {done}; {kept}")
         if log_now:
+            if skip_spikes > 0:
+                logs = {**logs, "skipped": skipped / since_log}
+                skipped = torch.zeros((), device=device)
+            since_log = 0
             names = list(logs)
             values = distributed.all_mean(torch.stack([logs[k].detach().float() for k in names]))
             if ctx.is_main:
