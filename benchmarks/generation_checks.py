@@ -13,7 +13,8 @@
   walk-turn-left/right clips, which fixes the sign convention.
 - Grounding (issue 13): for walking and running prompts worded unlike the training
   captions, 4 s each, the medians of :func:`free3d.evaluation.physics.clip_physics`
-  (root drift, planted-foot height, skating); and for "walks backwards" prompts, the
+  (root drift, planted-foot height, skating), as the model made them and with
+  :mod:`free3d.foot_lock`; and for "walks backwards" prompts, the
   distance travelled along the first-frame facing (negative = backwards).
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from free3d import Free3D
 from free3d.evaluation.physics import clip_physics
+from free3d.foot_lock import lock_feet
 from free3d.representation import facing_direction, heading_angle
 
 # worded unlike the training captions (free3d.data.captions builds those from labels)
@@ -79,13 +81,15 @@ def main() -> None:
         print(f"{prompt!r}: travel vs facing |angle| median {np.median(np.abs(angle)):.0f} deg, "
               f"within 45 deg in {(np.abs(angle) <= 45).sum()}/{len(angle)}; "
               f"distance median {np.median(dist):.1f} m")
-    grounding = [clip_physics(m.joints, sk) for m in model.generate(
-        list(GROUNDING_PROMPTS), seconds=4, seed=0, num_samples=args.samples)]
-    med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
-    print(f"walks and runs ({len(grounding)} motions): root drift median {med['root_drift_m']:+.3f} m "
-          f"(|drift| {np.median([abs(g['root_drift_m']) for g in grounding]):.3f}), root height "
-          f"{med['root_height_m']:.2f} m, planted-foot height {med['contact_height_m']:.3f} m, "
-          f"skating {med['skating_m_s']:.2f} m/s")
+    raw = [m.joints for m in model.generate(list(GROUNDING_PROMPTS), seconds=4, seed=0,
+                                            num_samples=args.samples, foot_lock=False)]
+    for label, clips in (("model's own", raw), ("feet locked", [lock_feet(j, sk) for j in raw])):
+        grounding = [clip_physics(j, sk) for j in clips]
+        med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
+        drift = np.median([abs(g["root_drift_m"]) for g in grounding])
+        print(f"walks and runs ({len(grounding)} motions, {label}): root drift median "
+              f"{med['root_drift_m']:+.3f} m (|drift| {drift:.3f}), root height {med['root_height_m']:.2f} m, planted-foot height "
+              f"{med['contact_height_m']:.3f} m, skating {med['skating_m_s']:.2f} m/s")
     back = model.generate(list(BACKWARDS_PROMPTS), seconds=4, seed=0, num_samples=args.samples)
     along = np.array([m.joints[-1, 0, 2] - m.joints[0, 0, 2] for m in back])  # +Z: first facing
     print(f"walks backwards ({len(along)} motions): travel along the facing median "

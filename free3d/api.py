@@ -33,6 +33,7 @@ from .checkpoints import CONFIG, load_autoencoder, load_generator_part, read_con
 from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
 from .data.single_view import Camera, project_clip
 from .device import resolve_device, tf32_scope
+from .foot_lock import lock_feet
 from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
@@ -65,7 +66,7 @@ class Motion:
     text: str
     seed: int
     codes: np.ndarray  # (ceil(T / 4), L) ML-RQ tokens it decodes from (what edit() starts from)
-    frame: tuple[np.ndarray, np.ndarray]  # (A, t): joints = decoded @ A.T + t
+    frame: tuple[np.ndarray, np.ndarray]  # (A, t): joints = decoded @ A.T + t (before foot locking)
     fps: float = FPS
 
     @property
@@ -207,8 +208,12 @@ class Free3D:
     # ---------------------------------------------------------------------------- generate
 
     def generate(self, texts: str | list[str], seconds: float | list[float | None] | None = None, *,
-                 seed: int = 0, num_samples: int = 1, **sampling) -> list[Motion]:
+                 seed: int = 0, num_samples: int = 1, foot_lock: bool = True,
+                 **sampling) -> list[Motion]:
         """3D motions for each prompt, ``num_samples`` each (prompt-major order).
+
+        ``foot_lock``: pin planted feet to the floor (:mod:`free3d.foot_lock`); False gives
+        the model's own output (what ``free3d eval generation`` scores).
 
         ``seconds``: one length for all, one per prompt, or None for the length
         estimator to choose (2 to 9.8 s). Sample k of every prompt uses seed ``seed + k``;
@@ -251,8 +256,10 @@ class Free3D:
         for (p, k), raw, f, c, n in zip(rows, raws, row_frames, codes, tokens):
             raw = raw[:f]
             rot, t = upright_transform(raw, self.skeleton)
-            motions.append(Motion(raw @ rot.T + t, self.skeleton, texts[p], seed + k,
-                                  c[:n].numpy(), (rot, t)))
+            joints = raw @ rot.T + t
+            if foot_lock:
+                joints = lock_feet(joints, self.skeleton)
+            motions.append(Motion(joints, self.skeleton, texts[p], seed + k, c[:n].numpy(), (rot, t)))
         return motions
 
     def bytes_per_sample(self, frames: int = MAX_FRAMES) -> int:

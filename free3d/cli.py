@@ -236,7 +236,8 @@ def _generate(args: argparse.Namespace) -> None:
         for b, batch in enumerate(batches):
             t0 = time.perf_counter()
             got = model.generate([prompts[p][0] for p in batch], [prompts[p][1] for p in batch],
-                                 seed=args.seed, num_samples=n, **sampling)
+                                 seed=args.seed, num_samples=n, foot_lock=not args.no_foot_lock,
+                                 **sampling)
             seconds += time.perf_counter() - t0
             got_numbers = [p for p in batch for _ in range(n)]
             try:
@@ -318,7 +319,7 @@ def _lift(args: argparse.Namespace) -> None:
     kp = read_keypoints(args.input, layout=args.layout, person=args.person, fps=args.fps,
                         y_up=args.y_up, image_size=image_size)
     lifter, skeleton = load_lifter(args.model)
-    motion = lift_keypoints(kp, lifter, skeleton)
+    motion = lift_keypoints(kp, lifter, skeleton, foot_lock=not args.no_foot_lock)
     files = save_lifted(motion, args.out, stem, formats, source=args.input, layout=kp.layout,
                         input_fps=kp.fps, notes=kp.notes)
     for note in kp.notes:
@@ -415,6 +416,7 @@ def _eval_physics(args: argparse.Namespace) -> None:
     from .data.motion2d import load_clip2d
     from .data.prepared import read_captions, read_meta, read_records
     from .evaluation.physics import TABLE_HEADER, clip_physics, format_rows, summarize
+    from .foot_lock import lock_feet
     from .skeleton import get_skeleton
 
     models = labelled(args.model, "--model")
@@ -440,9 +442,10 @@ def _eval_physics(args: argparse.Namespace) -> None:
         motions = []
         for i in tqdm(range(0, len(records), 32), desc=f"generating ({label})", disable=args.quiet):
             got = model.generate(captions[i:i + 32], [r.frames / FPS for r in records[i:i + 32]],
-                                 seed=args.seed + i)
+                                 seed=args.seed + i, foot_lock=False)
             motions += [m.joints for m in got]
         sources.append((label, motions))
+        sources.append((f"{label}, feet locked", [lock_feet(m, skeleton) for m in motions]))
     for label, path in recon.items():
         model = Free3D.from_pretrained(path, device=args.device)
         motions = []
@@ -450,6 +453,7 @@ def _eval_physics(args: argparse.Namespace) -> None:
             clip = load_clip2d(args.data, r.id)
             motions.append(model.reconstruct(clip.trajectory, clip.limbs))
         sources.append((label, motions))
+        sources.append((f"{label}, feet locked", [lock_feet(m, skeleton) for m in motions]))
     lines, results = [TABLE_HEADER], {}
     for label, motions in sources:
         summary = summarize([clip_physics(m, skeleton) for m in motions], groups)
@@ -767,6 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: npy, bvh (centimetres, for Blender), gif, mp4, png, html "
                         "(one generations.html holding every motion in a 3D viewer; opens offline)")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--no-foot-lock", action="store_true",
+                   help="keep the model's own feet (default: planted feet are pinned to the floor)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
     q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")
     q.add_argument("--iterations", type=int, help="unmasking iterations (default 10)")
@@ -826,6 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the array's y axis points up (default: image coordinates, y down)")
     q.add_argument("--image-size", help="WIDTHxHEIGHT scaling MediaPipe's normalised coordinates")
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
+    q.add_argument("--no-foot-lock", action="store_true",
+                   help="keep the lifter's own feet (default: planted feet are pinned to the floor)")
     q.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
     q.set_defaults(func=_lift)
 

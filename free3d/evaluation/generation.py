@@ -105,7 +105,7 @@ def _generate(model, captions: list[str], frames: list[int], seed: int, batch_si
     out = []
     for i in range(0, len(captions), batch_size):
         motions = model.generate(captions[i:i + batch_size], [f / FPS for f in frames[i:i + batch_size]],
-                                 seed=seed, num_samples=num_samples)
+                                 seed=seed, num_samples=num_samples, foot_lock=False)
         out += [m.joints for m in motions]
     return out
 

@@ -24,6 +24,7 @@ import torch
 from ..checkpoints import load_autoencoder
 from ..data.canonical import remove_floor_slope, upright_transform
 from ..evaluation.lift import lift_clip
+from ..foot_lock import lock_feet
 from ..keypoints import TARGET_FPS, Keypoints, prepare_2d
 from ..representation import to_free3d
 from ..skeleton import Skeleton
@@ -59,9 +60,10 @@ def load_lifter(model: str | os.PathLike | None = None):
 
 
 @torch.no_grad()
-def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton) -> LiftedMotion:
+def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton, *, foot_lock: bool = True) -> LiftedMotion:
     """Lift one person's keypoints to canonical 3D (metres, Y up, floor at 0, 20 fps, each
-    bone at its median length over the clip)."""
+    bone at its median length over the clip; planted feet pinned unless ``foot_lock`` is
+    False, :mod:`free3d.foot_lock`)."""
     xy, conf = prepare_2d(kp, skeleton)
     traj, limbs = to_free3d(torch.from_numpy(xy).float(), skeleton)
     # one length per bone (the clip's median), as a body has and as BVH stores it: the
@@ -71,7 +73,8 @@ def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton) -> LiftedMotion:
     # vertically, not by turning the body: on lifted training clips, turning it to level
     # the floor left it leaning more (mean error 5.0 against 3.7 degrees, docs/lift.md)
     rot, t = upright_transform(raw, skeleton, level_floor=False)
-    return LiftedMotion(remove_floor_slope(raw @ rot.T + t, skeleton), xy, conf, skeleton)
+    joints = remove_floor_slope(raw @ rot.T + t, skeleton)
+    return LiftedMotion(lock_feet(joints, skeleton) if foot_lock else joints, xy, conf, skeleton)
 
 
 def output_names(stem: str, formats: list[str]) -> list[str]:

@@ -1,0 +1,226 @@
+"""Foot locking: a planted foot stays where it was put down, on the floor.
+
+An output stage for canonical clips (metres, Y up, floor at y = 0), as animation tools
+clean up mocap: generated and lifted motion plant feet a few centimetres above the
+floor and let them slide. Per foot:
+
+1. **Contacts.** The foot is planted where its lower joint (ankle or toe) is less than
+   ``contact_height`` above the clip's floor (the 10th percentile of the feet's lowest
+   points: a floating clip plants its feet in the air) and either is still (slower than
+   ``still_speed`` horizontally) or moves backwards under the body slower than
+   ``contact_speed`` (a generated foot that glides through its stance). Runs shorter than
+   ``min_frames`` are dropped and gaps of up to ``max_gap`` frames are filled.
+2. **Targets.** While planted, the foot's slower end (the ankle as the heel lands, the
+   toes as it leaves) stays in one place, where it was on average, and the foot's lower
+   end is on the floor; the rest of the foot keeps its offset (it may still roll and turn).
+   A foot moving faster than ``still_speed`` is pinned only in part, less the faster it
+   goes, so the ends of a real step (the foot landing, lifting) are hardly changed.
+3. **Blending.** Outside the runs the correction fades to zero over ``blend_frames``
+   (a cosine), and is interpolated across gaps too short to fade out and back in.
+4. **Lowering.** Where a planted foot is out of the leg's reach (the body floats above
+   it), the whole body comes down just enough, smoothly over time.
+5. **Two-bone IK.** The knee is placed so that thigh and shin keep their lengths and
+   bend towards where the knee was.
+
+It reads only the joints (no model, no 3D data); it moves the legs below the hips and,
+where it lowers the body, everything by that height. Bones keep their lengths.
+``free3d eval physics`` reports motion with and without it; ``free3d eval generation``
+scores the model's own output, without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.canonical import FPS
+from .skeleton import Skeleton
+
+SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class FootLockConfig:
+    contact_height: float = 0.08  # m above the clip's floor: a lower foot may be planted
+    still_speed: float = 0.3  # m/s: and still (slower than this horizontally), or
+    contact_speed: float = 1.2  # m/s: slower than this, moving backwards under the body
+    min_frames: int = 3  # shorter planted runs are ignored (frames at 20 fps)
+    max_gap: int = 2  # shorter breaks inside a planted run are filled
+    blend_frames: int = 4  # the correction fades out over this many frames
+    reach: float = 0.999  # a leg may straighten to this fraction of its length
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def _runs_by_value(x: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of equal values."""
+    cuts = np.flatnonzero(x[1:] != x[:-1]) + 1
+    return list(zip([0, *cuts.tolist()], [*cuts.tolist(), len(x)]))
+
+
+def foot_contacts(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
+                  config: FootLockConfig = FootLockConfig()) -> np.ndarray:
+    """(T, 2) planted masks (left, right) of a canonical (T, J, 3) clip."""
+    joints = _check(joints, skeleton)
+    out = np.zeros((len(joints), 2), dtype=bool)
+    t = np.arange(len(joints))
+    pelvis = np.gradient(joints[:, 0, [0, 2]], axis=0) * fps  # (T, 2) the body's velocity
+    lowest, speed, backward = [], [], []
+    for side in SIDES:
+        foot = joints[:, [skeleton.index(f"{side}_ankle"), skeleton.index(f"{side}_toe")]]
+        low = foot[..., 1].argmin(1)  # the foot's lower joint in each frame
+        vel = (np.gradient(foot[..., [0, 2]], axis=0) * fps)[t, low]  # (T, 2)
+        lowest.append(foot[t, low, 1])
+        speed.append(np.linalg.norm(vel, axis=-1))
+        # a supporting foot moves backwards under the body (in the gait's stance phase),
+        # even where a generator lets it glide; a swinging one overtakes the body
+        backward.append(((vel - pelvis) * pelvis).sum(-1) < 0)
+    # the floor the feet walk on: a floating clip plants its feet above y = 0
+    floor = np.percentile(np.concatenate(lowest), 10)
+    for s in range(len(SIDES)):
+        low_enough = lowest[s] - floor < config.contact_height
+        still = speed[s] < config.still_speed
+        mask = low_enough & (still | (backward[s] & (speed[s] < config.contact_speed)))
+        for a, b in _runs(~mask):  # fill short breaks between planted frames
+            if a > 0 and b < len(mask) and b - a <= config.max_gap:
+                mask[a:b] = True
+        for a, b in _runs(mask):
+            if b - a < config.min_frames:
+                mask[a:b] = False
+        out[:, s] = mask
+    return out
+
+
+def _offsets(planted: np.ndarray, target: np.ndarray, current: np.ndarray, blend: int) -> np.ndarray:
+    """(T, 3) correction: target - current on planted frames, faded or bridged between."""
+    n = len(planted)
+    delta = np.zeros((n, 3))
+    runs = _runs(planted)
+    for a, b in runs:
+        delta[a:b] = target[a:b] - current[a:b]
+    fade = lambda d: 0.5 * (1 + np.cos(np.pi * d / (blend + 1)))  # noqa: E731  d = 1..blend
+    for i, (a, b) in enumerate(runs):
+        nxt = runs[i + 1][0] if i + 1 < len(runs) else None
+        if nxt is not None and nxt - b <= 2 * blend:  # a short gap: bridge it linearly
+            w = np.arange(1, nxt - b + 1)[:, None] / (nxt - b + 1)
+            delta[b:nxt] = (1 - w) * delta[b - 1] + w * delta[nxt]
+            continue
+        for d in range(1, blend + 1):  # fade out after the run ...
+            if b - 1 + d < n:
+                delta[b - 1 + d] += fade(d) * delta[b - 1]
+        if i == 0 or runs[i - 1][1] + 2 * blend < a:  # ... and in before it (unless bridged)
+            for d in range(1, blend + 1):
+                if a - d >= 0:
+                    delta[a - d] += fade(d) * delta[a]
+    return delta
+
+
+def _two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray,
+                 forward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New (knee, ankle), (T, 3) each: thigh and shin keep their lengths, the ankle goes to
+    ``target`` (or as near as the straight leg reaches), the knee bends as before (a leg
+    that was straight bends towards ``forward``, the way the body faces)."""
+    l1 = np.linalg.norm(knee - hip, axis=-1)
+    l2 = np.linalg.norm(ankle - knee, axis=-1)
+    axis = target - hip
+    d = np.linalg.norm(axis, axis=-1)
+    u = axis / np.maximum(d, 1e-9)[:, None]
+    d = np.clip(d, np.abs(l1 - l2) + 1e-6, (l1 + l2) * (1 - 1e-6))
+    pole = (knee - hip) - ((knee - hip) * u).sum(-1, keepdims=True) * u
+    norm = np.linalg.norm(pole, axis=-1)
+    # a straight leg has no bend direction: knees bend forwards
+    ahead = forward - (forward * u).sum(-1, keepdims=True) * u
+    pole = np.where((norm > 1e-6)[:, None], pole, ahead)
+    pole = pole / np.maximum(np.linalg.norm(pole, axis=-1), 1e-9)[:, None]
+    a = (l1 ** 2 - l2 ** 2 + d ** 2) / (2 * d)
+    h = np.sqrt(np.maximum(l1 ** 2 - a ** 2, 0.0))
+    return hip + a[:, None] * u + h[:, None] * pole, hip + d[:, None] * u
+
+
+def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
+              config: FootLockConfig = FootLockConfig()) -> np.ndarray:
+    """A copy of a canonical (T, J, 3) clip with planted feet pinned (module docstring)."""
+    joints = _check(joints, skeleton)
+    planted = foot_contacts(joints, skeleton, fps=fps, config=config)
+    if not planted.any():
+        return joints.copy()
+    legs = [tuple(skeleton.index(f"{side}_{r}") for r in ("hip", "knee", "ankle", "toe")) for side in SIDES]
+    wanted = []
+    t = np.arange(len(joints))
+    for s, (_, _, ankle, toe) in enumerate(legs):
+        foot = joints[:, [ankle, toe]]
+        # the foot turns about its slower end: the heel as it lands, the toes as it leaves
+        speed = np.linalg.norm(np.gradient(foot[..., [0, 2]], axis=0), axis=-1)
+        pivot = speed.argmin(1)
+        contact = foot[t, pivot]  # (T, 3)
+        target = joints[:, ankle].copy()
+        target[:, 1] -= foot[..., 1].min(1)  # the foot's lower end on the floor
+        for a, b in _runs(planted[:, s]):
+            for c, d in _runs_by_value(pivot[a:b]):  # each pivot stays put while it turns
+                r = slice(a + c, a + d)
+                target[r][:, [0, 2]] += contact[r][:, [0, 2]].mean(0) - contact[r][:, [0, 2]]
+        # a fast foot is only partly pinned: the ends of a real step, not its middle
+        fast = np.clip((speed.min(1) * fps - config.still_speed)
+                       / (config.contact_speed - config.still_speed), 0.0, 1.0)
+        target = joints[:, ankle] + (1 - fast)[:, None] * (target - joints[:, ankle])
+        wanted.append(joints[:, ankle] + _offsets(planted[:, s], target, joints[:, ankle],
+                                                  config.blend_frames))
+    # a body floating over its planted feet cannot reach them with straight legs: lower
+    # the whole body just enough, smoothly
+    drop = np.zeros(len(joints))
+    for (hip, knee, ankle, _), want in zip(legs, wanted):
+        # as far as the leg reached before, or nearly straight: a leg that stays put is not moved
+        reach = np.maximum(np.linalg.norm(joints[:, ankle] - joints[:, hip], axis=-1),
+                           config.reach * (np.linalg.norm(joints[:, knee] - joints[:, hip], axis=-1)
+                                           + np.linalg.norm(joints[:, ankle] - joints[:, knee], axis=-1)))
+        flat = np.linalg.norm((want - joints[:, hip])[:, [0, 2]], axis=-1)
+        below = np.sqrt(np.maximum(reach ** 2 - flat ** 2, 0.0))
+        drop = np.maximum(drop, joints[:, hip, 1] - want[:, 1] - below)
+    drop = _smooth_upper(np.maximum(drop, 0.0), config.blend_frames)
+    out = joints.copy()
+    out[..., 1] -= drop[:, None]
+    left_hip, right_hip = joints[:, legs[0][0]], joints[:, legs[1][0]]
+    forward = np.cross(left_hip - right_hip, [0.0, 1.0, 0.0])
+    for (hip, knee, ankle, _), want in zip(legs, wanted):
+        new_knee, new_ankle = _two_bone_ik(out[:, hip], out[:, knee], out[:, ankle], want, forward)
+        below_ankle = _descendants(skeleton, ankle) | {ankle}
+        shin = _descendants(skeleton, knee) - below_ankle  # joints hanging off the shin, if any
+        knee_shift, ankle_shift = new_knee - out[:, knee], new_ankle - out[:, ankle]
+        out[:, knee] = new_knee
+        for j in shin:
+            out[:, j] += knee_shift
+        for j in below_ankle:
+            out[:, j] += ankle_shift
+    return out
+
+
+def _smooth_upper(x: np.ndarray, width: int) -> np.ndarray:
+    """A smooth curve at or above ``x``: the running maximum over +-width frames, then a
+    moving average over the same window (which cannot fall below x at its peaks' cores)."""
+    if width < 1:
+        return x
+    pad = np.pad(x, width, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(pad, 2 * width + 1)
+    high = windows.max(-1)
+    high_pad = np.pad(high, width, mode="edge")
+    return np.maximum(np.lib.stride_tricks.sliding_window_view(high_pad, 2 * width + 1).mean(-1), x)
+
+
+def _descendants(skeleton: Skeleton, joint: int) -> set[int]:
+    found: set[int] = set()
+    for j, p in enumerate(skeleton.parents):
+        if p == joint or p in found:
+            found.add(j)
+    return found
+
+
+def _check(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3) or len(joints) < 2:
+        raise ValueError(f"expected a clip (T >= 2, {skeleton.num_joints}, 3); got {joints.shape}")
+    return joints
