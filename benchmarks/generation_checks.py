@@ -88,7 +88,8 @@ def main() -> None:
         med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
         drift = np.median([abs(g["root_drift_m"]) for g in grounding])
         print(f"walks and runs ({len(grounding)} motions, {label}): root drift median "
-              f"{med['root_drift_m']:+.3f} m (|drift| {drift:.3f}), root height {med['root_height_m']:.2f} m, planted-foot height "
+              f"{med['root_drift_m']:+.3f} m (|drift| {drift:.3f}), root height "
+              f"{med['root_height_m']:.2f} m, planted-foot height "
               f"{med['contact_height_m']:.3f} m, skating {med['skating_m_s']:.2f} m/s")
     back = model.generate(list(BACKWARDS_PROMPTS), seconds=4, seed=0, num_samples=args.samples)
     along = np.array([m.joints[-1, 0, 2] - m.joints[0, 0, 2] for m in back])  # +Z: first facing
