@@ -672,12 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "norm; 0 = off (default 0; the ML-RQ's free3d recipe: 1)")
         q.add_argument("--skip-spikes", type=float,
                        help="drop the gradient of a step whose loss is over this many times the "
-                            "median of the last 64 steps; 0 = off (default)")
+                            "median of the last 64 steps; 0 = off (default 0; the ML-RQ's "
+                            "free3d recipe: 5)")
         if stage != "rvq3d":
             q.add_argument("--std-floor", type=float,
                            help="every input feature's std at least this fraction of the median "
-                                "feature's (and L2D's units, for the ML-RQ); 0 = a 1e-3 floor. "
-                                "free3d recipe and the prior: 0.25; paper recipe: 0")
+                                "feature's (and L2D's units, for the ML-RQ); 0 = a 1e-3 floor "
+                                "(default)")
         _training_run_options(q)
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))
@@ -685,8 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--prior", help="run folder of the trained 2D prior")
             q.add_argument("--recipe", choices=("free3d", "paper"), default="free3d",
                            help="free3d (default): the paper's terms plus Lcycle, upright "
-                                "views, Lknee 10, Lbone 10 and the root as velocity; paper: "
-                                "eq. 15 as published. Single flags below override it")
+                                "views, Lknee 10, Lbone 10, the root as velocity, gradient "
+                                "clipping and spike skipping; paper: eq. 15 as published. "
+                                "Single flags below override it")
             q.add_argument("--lambda-cycle", type=float,
                            help="weight of Lcycle, our addition: lift, turn to a random view, "
                                 "project, lift again; the two lifts must agree (free3d: 1)")

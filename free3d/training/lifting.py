@@ -100,10 +100,11 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast on the device (the quantizer stays fp32)
     grad_clip: float = 0.0  # > 0: clip each step's gradient to this global norm (free3d: 1)
     # > 0: every input feature's and L2D unit's std at least this fraction of the median
-    # one (models.features.floored_std; free3d: 0.25); 0 = a 1e-3 floor, as before
+    # one (models.features.floored_std); 0 = a 1e-3 floor. Off in both recipes: a floor of
+    # 1 cost the lifter its depth (docs/results.md), the spine's small 2D changes carry it
     std_floor: float = 0.0
     # > 0: drop the gradient of a step whose loss is over this many times the recent median
-    # (training.loop.fit; ML-RQ losses spike on rare windows, docs/results.md)
+    # (training.loop.fit; ML-RQ losses spike on rare windows, docs/results.md; free3d: 5)
     skip_spikes: float = 0.0
 
     @property
@@ -138,7 +139,7 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
                "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
-               "std_floor": 0.25},
+               "skip_spikes": 5.0},
 }
 
 
@@ -166,8 +167,6 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
             "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
-        if stage == "prior":  # the prior reads the views ML-RQ makes: the same input units
-            base["std_floor"] = RECIPES[recipe].get("std_floor", 0.0)
     else:
         base.update(RECIPES[recipe], recipe=recipe)
     base.update({k: v for k, v in overrides.items() if v is not None})
