@@ -69,17 +69,6 @@ def test_ema_update_follows_the_formula():
     assert torch.allclose(layer.codebook[1], torch.tensor([9.9, 9.9]))
 
 
-def test_update_codebook_false_quantises_without_moving_the_codebook():
-    q, layer = one_layer([[0.0, 0.0], [10.0, 10.0]], decay=0.9)
-    before = {k: v.clone() for k, v in q.state_dict().items()}
-    z = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])
-    out = q(z, update_codebook=False)
-    assert out.codes[0, :, 0].tolist() == [0, 0, 1]
-    assert all(torch.equal(before[k], v) for k, v in q.state_dict().items())
-    q(z)  # the default still learns
-    assert not torch.equal(before["layers.0.codebook"], layer.codebook)
-
-
 def test_dead_code_is_reset_to_a_batch_vector():
     torch.manual_seed(0)
     q, layer = one_layer([[0.0, 0.0], [100.0, 100.0]], decay=0.5)

@@ -259,24 +259,6 @@ def test_grad_clip_bounds_a_runaway_step_and_logs_the_norm(tmp_path):
     assert float(free.norm()) == pytest.approx(0.1 * 2e6, rel=1e-5) and "grad_norm" not in log[0]
 
 
-def test_cycle_second_lift_leaves_the_codebooks_alone(procedural_dataset, prior_run):
-    """Lcycle's fed-back views are the model's own output, not data: no EMA update."""
-    from free3d.skeleton import get_skeleton
-    from free3d.training.lifting import StageStep, build_model, load_training_clips
-
-    cfg = make_config("mlrq", procedural_dataset, prior=str(prior_run), **FAST)
-    skeleton = get_skeleton("bandai21")
-    arrays = load_training_clips(cfg, skeleton)
-    model = build_model(cfg, skeleton).train()
-    step = StageStep(cfg, model, skeleton, arrays, None)
-    batch = arrays.sample(4, cfg.window, torch.Generator().manual_seed(0))
-    model(batch["traj2"], batch["limbs2"])  # a data batch initialises and moves them
-    before = {k: v.clone() for k, v in model.quantizer.state_dict().items()}
-    traj3, limbs3 = step._lift(batch["traj2"], batch["limbs2"])
-    assert traj3.shape[-1] == 3 and limbs3.shape[-1] == 3
-    assert all(torch.equal(before[k], v) for k, v in model.quantizer.state_dict().items())
-
-
 def test_skip_spikes_drops_the_gradient_of_a_spiking_step(tmp_path):
     from free3d.distributed import Context
     from free3d.training.loop import fit

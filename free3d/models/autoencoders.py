@@ -112,9 +112,9 @@ class MotionLifter(nn.Module):
         y = _tc(self.decoder(_tc(quantized)))
         return decode_motion(y, self.skeleton, self.representation, 3)
 
-    def forward(self, trajectory: Tensor, limbs: Tensor, *, update_codebook: bool = True) -> LiftOutput:
+    def forward(self, trajectory: Tensor, limbs: Tensor) -> LiftOutput:
         latent = self.encode(trajectory, limbs)
-        q = self.quantizer(latent, update_codebook=update_codebook)
+        q = self.quantizer(latent)
         traj3, limbs3 = self.decode(q.quantized)
         return LiftOutput(traj3, limbs3, q.codes, q.commit_loss, latent, q.perplexity)
 

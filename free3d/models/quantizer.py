@@ -122,16 +122,13 @@ class ResidualQuantizer(nn.Module):
     def codebook(self, layer: int) -> Tensor:
         return self.layers[layer].codebook
 
-    def forward(self, z: Tensor, *, update_codebook: bool = True) -> QuantizerOutput:
-        """``update_codebook=False``: quantise as in training (sampled codes, dropout) but
-        leave the codebooks and their EMA statistics alone (for inputs that are not data,
-        such as the views ML-RQ's Lcycle feeds back)."""
+    def forward(self, z: Tensor) -> QuantizerOutput:
         # nearest codes and EMA statistics in fp32 even under bf16 autocast: bf16
         # distances would pick other codes
         with torch.autocast(z.device.type, enabled=False):
-            return self._quantize(z.float(), update_codebook)
+            return self._quantize(z.float())
 
-    def _quantize(self, z: Tensor, update_codebook: bool = True) -> QuantizerOutput:
+    def _quantize(self, z: Tensor) -> QuantizerOutput:
         shape = z.shape
         x = z.reshape(-1, self.dim)
         keep = self.num_layers
@@ -147,7 +144,7 @@ class ResidualQuantizer(nn.Module):
                 layer.initialise(residual.detach())
             idx = layer.choose(residual.detach(), self.sample_temperature)
             q = layer.codebook[idx]
-            if self.training and update_codebook:
+            if self.training:
                 perplexity[i] = layer.update(residual.detach(), idx)
             losses.append(F.mse_loss(residual, q.detach()))
             codes[:, i] = idx

@@ -315,9 +315,7 @@ class StageStep(nn.Module):
         self.register_buffer("traj_std", traj_std, persistent=False)
 
     def _lift(self, traj2: torch.Tensor, limbs2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lcycle's second lift: its input is a view the model made, not data, so it does
-        not move the codebooks (their EMA would chase the model's own mistakes)."""
-        out = self.model(traj2, limbs2, update_codebook=False)
+        out = self.model(traj2, limbs2)
         return out.trajectory, out.limbs
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
