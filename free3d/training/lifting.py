@@ -207,16 +207,20 @@ class ClipArrays:
     def to(self, device: torch.device | str) -> ClipArrays:
         return ClipArrays({k: v.to(device) for k, v in self.arrays.items()}, self.starts, self.lengths)
 
-    def sample(self, batch: int, window: int, generator: torch.Generator,
-               rows: slice | None = None) -> dict[str, torch.Tensor]:
-        """``batch`` random windows (the draws of a CPU ``generator``); ``rows``: keep only
-        those rows of them (this process's share under DDP)."""
+    def draw(self, batch: int, window: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """First frames and clip indices of ``batch`` random windows (a CPU ``generator``)."""
         ok = np.flatnonzero(self.lengths >= window)
         pick = ok[torch.randint(len(ok), (batch,), generator=generator).numpy()]
         room = self.lengths[pick] - window + 1
         offset = (torch.rand(batch, generator=generator).numpy() * room).astype(np.int64)
-        first = torch.from_numpy(self.starts[pick] + offset)[rows if rows is not None else slice(None)]
-        first = to_device(first, self.device)
+        return self.starts[pick] + offset, pick
+
+    def sample(self, batch: int, window: int, generator: torch.Generator,
+               rows: slice | None = None) -> dict[str, torch.Tensor]:
+        """``batch`` random windows (:meth:`draw`); ``rows``: keep only those rows of them
+        (this process's share under DDP)."""
+        first, _ = self.draw(batch, window, generator)
+        first = to_device(torch.from_numpy(first)[rows if rows is not None else slice(None)], self.device)
         idx = first[:, None] + torch.arange(window, device=self.device)
         return {k: v[idx] for k, v in self.arrays.items()}
 
