@@ -677,8 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
         if stage != "rvq3d":
             q.add_argument("--std-floor", type=float,
                            help="every input feature's std at least this fraction of the median "
-                                "feature's (and L2D's units, for the ML-RQ); 0 = a 1e-3 floor "
-                                "(default)")
+                                "feature's (and L2D's units, for the ML-RQ); 0 = a 1e-3 floor. "
+                                "Default 0.25 (the ML-RQ's paper recipe: 0)")
         _training_run_options(q)
         if stage == "prior":
             q.add_argument("--prior-kind", choices=("vq", "vae", "ae"))

@@ -18,7 +18,8 @@ t() {  # t NAME STAGE ARGS...: train one run and record its wall time
   echo "$name $((SECONDS - start))" >> "$RUNS/wall_seconds.txt"
 }
 mkdir -p "$RUNS"
-t prior-vq prior
+# the paper recipe's priors: no std floor (the free3d recipe's 0.25 came later)
+t prior-vq prior --std-floor 0
 t free3d mlrq --recipe paper --prior "$RUNS/prior-vq"
 t rvq3d-lift rvq3d --input-dim 2
 t rvq3d-recon rvq3d --input-dim 3
@@ -27,9 +28,9 @@ t no-ori mlrq --recipe paper --prior "$RUNS/prior-vq" --no-ori
 t no-feat mlrq --recipe paper --prior "$RUNS/prior-vq" --no-feat
 t unshared mlrq --recipe paper --prior "$RUNS/prior-vq" --feat-encoder separate
 t joints mlrq --recipe paper --prior "$RUNS/prior-vq" --representation joints
-t prior-vae prior --prior-kind vae
+t prior-vae prior --prior-kind vae --std-floor 0
 t vae-prior mlrq --recipe paper --prior "$RUNS/prior-vae"
-t prior-ae prior --prior-kind ae
+t prior-ae prior --prior-kind ae --std-floor 0
 t ae-prior mlrq --recipe paper --prior "$RUNS/prior-ae"
 t upright mlrq --recipe paper --prior "$RUNS/prior-vq" --upright-views
 t knee-10 mlrq --recipe paper --prior "$RUNS/prior-vq" --lambda-knee 10  # Lknee, our addition

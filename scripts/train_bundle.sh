@@ -15,9 +15,10 @@ OUT=${OUT:-$RUNS/model}
 # Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens
 free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500
 # the default (free3d) recipe: Lcycle, upright views, Lknee, Lbone, root velocity, gradient
-# clipping, spike skipping. The bundled ML-RQ is a second run continued from the first (the
-# first predates gradient clipping, both predate spike skipping and Lcycle's codebook-free
-# second lift; see the model card: the second was stopped at step 2,250, where it diverged)
+# clipping, spike skipping, a std floor of 0.25 (the prior's too). The bundled ML-RQ is a
+# second run continued from the first (the first predates gradient clipping, both predate
+# spike skipping and the std floor; see the model card: the second was stopped at step
+# 2,250, where it diverged)
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq0" --preset cpu --iters 4000 --finetune-iters 1000 \
     --prior "$RUNS/prior"
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 2250 --finetune-iters 0 \

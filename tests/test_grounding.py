@@ -250,7 +250,11 @@ def test_recipes_and_device_choice(procedural_dataset):
     assert default.recipe == "free3d" and default.lambda_cycle == 1.0 and default.upright_views
     assert default.representation == "limbs-velocity"
     assert (default.skip_spikes, paper.skip_spikes) == (5.0, 0.0)
-    assert make_config("prior", procedural_dataset).skip_spikes == 0.0
+    assert (default.std_floor, paper.std_floor) == (0.25, 0.0)
+    # the prior reads the ML-RQ's views, so it takes the default recipe's input units
+    prior = make_config("prior", procedural_dataset)
+    assert (prior.std_floor, prior.skip_spikes) == (0.25, 0.0)
+    assert make_config("rvq3d", procedural_dataset).std_floor == 0.0
     # a single flag overrides the recipe
     assert make_config("mlrq", procedural_dataset, prior="p", lambda_cycle=0.0).lambda_cycle == 0.0
     with pytest.raises(ValueError, match="unknown recipe"):

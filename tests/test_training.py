@@ -224,6 +224,22 @@ def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_r
     assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 
+def test_a_run_saved_before_a_size_was_added_still_resumes_and_seeds(procedural_dataset, tmp_path):
+    """Runs written before ``dead_code_threshold`` existed: their config lacks it."""
+    import json
+
+    kw = dict(finetune_iters=0, checkpoint_every=2, **FAST)
+    old = train(make_config("prior", procedural_dataset, iters=2, **kw), tmp_path / "old", progress=False)
+    config = json.loads((old / "config.json").read_text())
+    del config["train"]["arch"]["dead_code_threshold"]
+    (old / "config.json").write_text(json.dumps(config))
+    train(make_config("prior", procedural_dataset, iters=4, **kw), old, progress=False)  # resumes
+    assert int(read_log(old)[-1]["step"]) == 4
+    seeded = train(make_config("prior", procedural_dataset, iters=1, init_from=str(old), **kw),
+                   tmp_path / "seeded", progress=False)
+    assert (seeded / "model.safetensors").exists()
+
+
 def test_grad_clip_bounds_a_runaway_step_and_logs_the_norm(tmp_path):
     from free3d.distributed import Context
     from free3d.training.loop import fit

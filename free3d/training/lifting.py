@@ -37,7 +37,7 @@ from ..losses import (
     orientation_loss,
     view_prior_loss,
 )
-from ..models.autoencoders import Prior2D, get_preset
+from ..models.autoencoders import ConvVQConfig, Prior2D, get_preset
 from ..models.features import encode_motion, floored_std
 from ..representation import mirror_motion, to_free3d
 from ..skeleton import Skeleton, get_skeleton
@@ -100,8 +100,8 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast on the device (the quantizer stays fp32)
     grad_clip: float = 0.0  # > 0: clip each step's gradient to this global norm (free3d: 1)
     # > 0: every input feature's and L2D unit's std at least this fraction of the median
-    # one (models.features.floored_std); 0 = a 1e-3 floor. Off in both recipes: a floor of
-    # 1 cost the lifter its depth (docs/results.md), the spine's small 2D changes carry it
+    # one (models.features.floored_std; free3d recipe and its prior: 0.25); 0 = a 1e-3
+    # floor (paper). docs/results.md compares 0, 0.25 and 1
     std_floor: float = 0.0
     # > 0: drop the gradient of a step whose loss is over this many times the recent median
     # (training.loop.fit; ML-RQ losses spike on rare windows, docs/results.md; free3d: 5)
@@ -117,7 +117,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        d = {k: v for k, v in d.items() if k in names}
+        if d.get("arch"):  # sizes added since a run was saved take their defaults
+            d["arch"] = {**ConvVQConfig().to_dict(), **d["arch"]}
+        return cls(**d)
 
 
 # what a resumed run may change: its length, its cadence, its arithmetic
@@ -139,7 +142,7 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
                "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
-               "skip_spikes": 5.0},
+               "skip_spikes": 5.0, "std_floor": 0.25},
 }
 
 
@@ -167,6 +170,8 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
             "arch": sizes, **PRESET_TRAINING[preset]}
     if stage in ("prior", "rvq3d"):
         base["beta"] = 0.02  # MoMask's commitment weight for its (3D) RVQ-VAE
+        if stage == "prior":  # the prior reads the views ML-RQ makes: the same input units
+            base["std_floor"] = RECIPES[recipe].get("std_floor", 0.0)
     else:
         base.update(RECIPES[recipe], recipe=recipe)
     base.update({k: v for k, v in overrides.items() if v is not None})
