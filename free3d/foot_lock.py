@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.canonical import FPS
+from .data.canonical import FPS, check_clip
 from .skeleton import Skeleton
 
 SIDES = ("left", "right")
@@ -66,7 +66,7 @@ def _runs_by_value(x: np.ndarray) -> list[tuple[int, int]]:
 def foot_contacts(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
                   config: FootLockConfig = FootLockConfig()) -> np.ndarray:
     """(T, 2) planted masks (left, right) of a canonical (T, J, 3) clip."""
-    joints = _check(joints, skeleton)
+    joints = check_clip(joints, skeleton)
     out = np.zeros((len(joints), 2), dtype=bool)
     t = np.arange(len(joints))
     pelvis = np.gradient(joints[:, 0, [0, 2]], axis=0) * fps  # (T, 2) the body's velocity
@@ -145,7 +145,7 @@ def _two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: n
 def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
               config: FootLockConfig = FootLockConfig()) -> np.ndarray:
     """A copy of a canonical (T, J, 3) clip with planted feet pinned (module docstring)."""
-    joints = _check(joints, skeleton)
+    joints = check_clip(joints, skeleton)
     planted = foot_contacts(joints, skeleton, fps=fps, config=config)
     if not planted.any():
         return joints.copy()
@@ -218,9 +218,3 @@ def _descendants(skeleton: Skeleton, joint: int) -> set[int]:
             found.add(j)
     return found
 
-
-def _check(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3) or len(joints) < 2:
-        raise ValueError(f"expected a clip (T >= 2, {skeleton.num_joints}, 3); got {joints.shape}")
-    return joints

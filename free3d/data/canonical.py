@@ -16,6 +16,14 @@ MIN_FRAMES = 40  # 2 s
 MAX_FRAMES = 196  # 9.8 s; token length = frames / 4
 
 
+def check_clip(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """``joints`` as float64 (T, J, 3) with T >= 2, or a ValueError saying what it is."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3) or len(joints) < 2:
+        raise ValueError(f"expected a clip (T >= 2, {skeleton.num_joints}, 3); got {joints.shape}")
+    return joints
+
+
 def canonicalize(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """Put a (T, J, 3) clip on the floor, its first-frame root at the origin, facing +Z."""
     joints = np.asarray(joints, dtype=np.float64)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.canonical import FPS
+from ..data.canonical import FPS, check_clip
 from ..skeleton import Skeleton
 
 METRICS = ("root_drift_m", "root_height_m", "contact_height_m", "skating_m_s", "penetration_m")
@@ -43,9 +43,7 @@ def clip_physics(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
                  thresholds: PhysicsThresholds = PhysicsThresholds()) -> dict[str, float]:
     """The metrics above for one (T, J, 3) canonical clip (T >= 2). NaN where a clip
     has no planted foot (contact height) or no foot on the floor (skating)."""
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3) or len(joints) < 2:
-        raise ValueError(f"expected a clip (T >= 2, {skeleton.num_joints}, 3); got {joints.shape}")
+    joints = check_clip(joints, skeleton)
     th = thresholds
     root_y = joints[:, 0, 1]
     edge = max(1, min(len(joints) // 2, round(th.edge_seconds * fps)))
