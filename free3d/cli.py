@@ -150,7 +150,7 @@ def _train_generator(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "batch_size", "lr", "seed", "checkpoint_every", "log_every", "text_encoder",
-        "precision", "warmup_iters")}
+        "precision", "warmup_iters", "token_view")}
     cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
     out = train_generator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
@@ -743,6 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int)
         q.add_argument("--checkpoint-every", type=int)
         q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
+        if stage != "length":
+            q.add_argument("--token-view", choices=("canonical", "clip"),
+                           help="the 2D the ML-RQ tokenises: each clip lifted and seen from one "
+                                "fixed camera (canonical, default) or the clip's own view (clip: the paper)")
         _training_run_options(q)
         q.set_defaults(func=_train_generator)
 

@@ -203,3 +203,40 @@ def test_batched_tokenising_gives_each_window_its_own_codes(model_dir, procedura
                 n = (len(traj) - o) // 4 * 4
                 alone = lifter.quantizer(lifter.encode(traj[o:o + n][None], limbs[o:o + n][None])).codes[0]
                 assert torch.equal(tokens.codes[i][o], alone), (cid, o)
+
+
+def test_canonical_tokens_are_the_ml_rq_s_own_lift_seen_from_one_camera(model_dir, procedural_dataset,
+                                                                        monkeypatch):
+    import free3d.data.ground_truth as ground_truth
+    from free3d.data.ground_truth import tokeniser_input
+    from free3d.data.prepared import read_split
+    from free3d.data.single_view import canonical_view
+    from free3d.evaluation.lift import lift_clip
+    from free3d.training.generation import GeneratorTrainConfig, tokenize_clips
+    from free3d.training.lifting import load_run
+
+    lifter, _, skeleton = load_run(model_dir / "mlrq")
+    ids = read_split(procedural_dataset, "train")[:3]
+    inputs = {cid: tokeniser_input(lifter, procedural_dataset, cid) for cid in ids}
+
+    def no_3d(*args, **kwargs):
+        raise AssertionError("an ML-RQ's tokens must not read the 3D")
+
+    monkeypatch.setattr(ground_truth, "load_motion3d", no_3d)
+    canonical = tokenize_clips(lifter, procedural_dataset, ids, offsets=1, progress=False, view="canonical")
+    own = tokenize_clips(lifter, procedural_dataset, ids, offsets=1, progress=False, view="clip")
+    assert any(not torch.equal(a[0], b[0]) for a, b in zip(canonical.codes, own.codes))
+    with torch.no_grad():
+        for i, cid in enumerate(ids):
+            seen = canonical_view(lift_clip(lifter, *inputs[cid], skeleton).numpy(), skeleton)
+            n = len(seen.trajectory) // 4 * 4
+            alone = lifter.quantizer(lifter.encode(torch.from_numpy(seen.trajectory[None, :n]),
+                                                   torch.from_numpy(seen.limbs[None, :n]))).codes[0]
+            assert torch.equal(canonical.codes[i][0], alone), cid
+    # the default for new runs; runs saved before the choice existed used the clip's view
+    assert json.loads((model_dir / "masked" / "config.json").read_text())["train"]["token_view"] == "canonical"
+    old = {k: v for k, v in make_generator_config("masked", procedural_dataset, "m").to_dict().items()
+           if k != "token_view"}
+    assert GeneratorTrainConfig.from_dict(old).token_view == "clip"
+    with pytest.raises(ValueError, match="unknown token view 'top'"):
+        make_generator_config("masked", procedural_dataset, "m", token_view="top")

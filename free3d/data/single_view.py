@@ -15,6 +15,7 @@ import torch
 
 from ..representation import camera_rotation, project, to_free3d
 from ..skeleton import Skeleton
+from .canonical import upright_transform
 
 AZIMUTH_RANGE_DEG = (0.0, 360.0)
 ELEVATION_RANGE_DEG = (-5.0, 20.0)  # roughly eye level, as in most video
@@ -80,3 +81,21 @@ def project_clip(joints: np.ndarray, camera: Camera, skeleton: Skeleton) -> Moti
         confidence=np.ones(joints2d.shape[:2], dtype=np.float32),
         camera=cam,
     )
+
+
+# The one camera that sees every clip the generator's tokens are made of (``canonical_view``):
+# three-quarter front, so that facing, travel and which side is which all show in the 2D
+# (a side view hides left from right, a front view hides travel); the elevation is the
+# middle of the range the ML-RQ was trained on.
+CANONICAL_CAMERA = Camera(azimuth_deg=45.0, elevation_deg=float(np.mean(ELEVATION_RANGE_DEG)))
+
+
+def canonical_view(joints: np.ndarray, skeleton: Skeleton, camera: Camera = CANONICAL_CAMERA) -> Motion2D:
+    """A (T, J, 3) clip in any frame (a lifted one: its camera's), stood up, put on the
+    floor facing +Z at the origin (:func:`upright_transform`), then seen by ``camera``.
+
+    Tokens of clips seen from one camera carry the motion without the random view each
+    clip happened to be filmed from, which the text cannot predict.
+    """
+    rot, t = upright_transform(joints, skeleton)
+    return project_clip(np.asarray(joints, dtype=np.float64) @ rot.T + t, camera, skeleton)

@@ -33,6 +33,8 @@ from .. import __version__, distributed
 from ..checkpoints import build_generator_part
 from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
+from ..data.single_view import canonical_view
+from ..evaluation.lift import lift_clip
 from ..device import enable_fast_math, to_device
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
@@ -66,6 +68,10 @@ class GeneratorTrainConfig:
     weight_decay: float = 0.01
     label_smoothing: float = 0.1
     offsets: int = 4
+    # which 2D an ML-RQ tokenises: "clip" = each clip's own single view (the paper);
+    # "canonical" = the clip lifted, stood up and seen from one fixed camera
+    # (free3d.data.single_view.canonical_view), so that tokens do not carry the view
+    token_view: str = "canonical"
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -77,7 +83,11 @@ class GeneratorTrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorTrainConfig:
         names = {f.name for f in fields(cls)}
+        d = {"token_view": "clip", **d}  # runs saved before the choice existed used the clip's view
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+TOKEN_VIEWS = ("clip", "canonical")
 
 
 def make_generator_config(stage: str, data: str, mlrq: str, *, preset: str = "cpu",
@@ -87,6 +97,8 @@ def make_generator_config(stage: str, data: str, mlrq: str, *, preset: str = "cp
     if preset not in PRESET_TRAINING:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_TRAINING)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("token_view", "canonical") not in TOKEN_VIEWS:
+        raise ValueError(f"unknown token view {overrides['token_view']!r}; choose from {', '.join(TOKEN_VIEWS)}")
     return GeneratorTrainConfig(stage=stage, data=str(data), mlrq=str(mlrq), preset=preset,
                                 **{**PRESET_TRAINING[preset], **overrides})
 
@@ -110,11 +122,14 @@ class TokenData:
 
 @torch.no_grad()
 def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int = 4,
-                   progress: bool = True, batch_size: int = 128) -> TokenData:
+                   progress: bool = True, batch_size: int = 128, view: str = "clip") -> TokenData:
     """Codes (argmax, eval mode) of each clip at frame offsets 0..offsets-1.
 
-    An ML-RQ (2D in) tokenises the 2D clips; only MoMask's 3D RVQ-VAE (``rvq3d
-    --input-dim 3``, the 3D-supervised baseline) reads the 3D ground truth. Windows of
+    An ML-RQ (2D in) tokenises the 2D clips: with ``view="clip"`` each clip's own view;
+    with ``view="canonical"`` the clip lifted by the ML-RQ itself and seen again from
+    :data:`~free3d.data.single_view.CANONICAL_CAMERA` (no 3D but the ML-RQ's own).
+    Only MoMask's 3D RVQ-VAE (``rvq3d --input-dim 3``, the 3D-supervised baseline)
+    reads the 3D ground truth, whatever ``view`` says. Windows of
     one length go through the network together, ``batch_size`` at a time: in eval mode
     nothing mixes the rows of a batch, and one call per length instead of one per
     window is what makes tokenising fast on a GPU.
@@ -125,6 +140,10 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     windows, captions, frames = [], [], []  # windows: (clip index, trajectory, limbs) views
     for i, cid in enumerate(tqdm(clip_ids, desc="reading clips", unit="clip", disable=not progress)):
         traj_all, limbs_all = tokeniser_input(lifter, data, cid)
+        if view == "canonical" and lifter.input_dim == 2:
+            seen = canonical_view(lift_clip(lifter, traj_all, limbs_all, lifter.skeleton).numpy(),
+                                  lifter.skeleton)
+            traj_all, limbs_all = torch.from_numpy(seen.trajectory), torch.from_numpy(seen.limbs)
         for o in range(offsets):
             n = (len(traj_all) - o) // down * down
             if n >= down:
@@ -385,7 +404,8 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     distributed.barrier()  # every rank has looked at the folder before rank 0 writes to it
     seed_everything(cfg.seed)
     tokens = tokenize_clips(lifter.to(device), cfg.data, read_split(cfg.data, "train"), cfg.offsets,
-                            progress and ctx.is_main)
+                            progress and ctx.is_main,
+                            view=cfg.token_view if cfg.stage != "length" else "clip")  # lengths only
     if ctx.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
     batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device)
