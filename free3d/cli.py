@@ -118,6 +118,10 @@ def _training_run_options(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true")
 
 
+BALANCE_HELP = ("draw clips whose captions few other clips share more often: weight (clips with "
+                "similar captions) ** -B; 0 = uniformly (default), 0.5 = square-root balancing "
+                "(free3d.data.balance)")
+
 def _train(args: argparse.Namespace) -> None:
     from .training.lifting import make_config, train
 
@@ -126,7 +130,7 @@ def _train(args: argparse.Namespace) -> None:
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
         "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
-        "grad_clip", "std_floor", "skip_spikes")}
+        "grad_clip", "std_floor", "skip_spikes", "balance")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -150,7 +154,7 @@ def _train_generator(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "batch_size", "lr", "seed", "checkpoint_every", "log_every", "text_encoder",
-        "precision", "warmup_iters", "token_view")}
+        "precision", "warmup_iters", "token_view", "balance")}
     cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
     out = train_generator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
@@ -674,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="drop the gradient of a step whose loss is over this many times the "
                             "median of the last 64 steps; 0 = off (default 0; the ML-RQ's "
                             "free3d recipe: 5)")
+        q.add_argument("--balance", type=float, metavar="B", help=BALANCE_HELP)
         if stage != "rvq3d":
             q.add_argument("--std-floor", type=float,
                            help="every input feature's std at least this fraction of the median "
@@ -747,6 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--token-view", choices=("canonical", "clip"),
                            help="the 2D the ML-RQ tokenises: each clip lifted and seen from one "
                                 "fixed camera (canonical, default) or the clip's own view (clip: the paper)")
+            q.add_argument("--balance", type=float, metavar="B", help=BALANCE_HELP)
         _training_run_options(q)
         q.set_defaults(func=_train_generator)
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from .. import __version__, distributed
 from ..checkpoints import build_generator_part
 from ..data.ground_truth import tokeniser_input
+from ..data.balance import caption_rarity_weights
 from ..data.prepared import read_captions, read_meta, read_split
 from ..data.single_view import canonical_view
 from ..evaluation.lift import lift_clip
@@ -72,6 +73,7 @@ class GeneratorTrainConfig:
     # "canonical" = the clip lifted, stood up and seen from one fixed camera
     # (free3d.data.single_view.canonical_view), so that tokens do not carry the view
     token_view: str = "canonical"
+    balance: float = 0.0  # > 0: rare captions' clips drawn more often (free3d.data.balance)
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -187,8 +189,11 @@ class TokenBatches:
     """
 
     def __init__(self, tokens: TokenData, embed: EmbeddingCache,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", balance: float = 0.0) -> None:
         self.tokens, self.device = tokens, torch.device(device)
+        # how often each clip is drawn (None: uniformly; free3d.data.balance)
+        self.weights = torch.from_numpy(caption_rarity_weights(tokens.captions, embed, power=balance)) \
+            if balance > 0 else None
         all_caps = sorted({c for caps in tokens.captions for c in caps})
         self.caption_index = {c: i for i, c in enumerate(all_caps)}
         self.embeddings = embed(all_caps).to(self.device)
@@ -208,7 +213,10 @@ class TokenBatches:
         ``lengths`` (b,) on the host, for the rows ``rows`` of a global batch; n is the
         global batch's longest, so every process pads alike, and ``global_lengths`` are
         the whole batch's (the masking plans are drawn for it)."""
-        pick = torch.randint(len(self.tokens.codes), (batch,), generator=generator)
+        if self.weights is None:
+            pick = torch.randint(len(self.tokens.codes), (batch,), generator=generator)
+        else:
+            pick = torch.multinomial(self.weights, batch, replacement=True, generator=generator)
         version = self.first_version[pick] + (
             torch.rand(batch, generator=generator) * self.num_versions[pick]).long()
         caption = self.caption_ids[self.first_caption[pick] + (
@@ -408,7 +416,8 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
                             view=cfg.token_view if cfg.stage != "length" else "clip")  # lengths only
     if ctx.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
-    batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device)
+    batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device,
+                           balance=cfg.balance)
     model = build_generator_model(cfg, encoder.dim)
     del lifter
     model.to(device)

@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import __version__, distributed
 from ..checkpoints import build_autoencoder, load_autoencoder
+from ..data.balance import caption_rarity_weights
 from ..data.motion2d import Motion2DDataset
 from ..data.prepared import read_meta
 from ..device import enable_fast_math, to_device
@@ -106,6 +107,9 @@ class TrainConfig:
     # > 0: drop the gradient of a step whose loss is over this many times the recent median
     # (training.loop.fit; ML-RQ losses spike on rare windows, docs/results.md; free3d: 5)
     skip_spikes: float = 0.0
+    # > 0: draw clips whose captions few others share more often, weight neighbours ** -balance
+    # (free3d.data.balance; 0.5 = square-root balancing); 0 = uniformly over clips (paper)
+    balance: float = 0.0
 
     @property
     def total_iters(self) -> int:
@@ -197,6 +201,7 @@ class ClipArrays:
     arrays: dict[str, torch.Tensor]
     starts: np.ndarray
     lengths: np.ndarray
+    weights: np.ndarray | None = None  # per clip, how often it is drawn (None: uniformly)
 
     @classmethod
     def stack(cls, clips: list[dict[str, np.ndarray]]) -> ClipArrays:
@@ -210,12 +215,17 @@ class ClipArrays:
         return next(iter(self.arrays.values())).device
 
     def to(self, device: torch.device | str) -> ClipArrays:
-        return ClipArrays({k: v.to(device) for k, v in self.arrays.items()}, self.starts, self.lengths)
+        return ClipArrays({k: v.to(device) for k, v in self.arrays.items()}, self.starts, self.lengths,
+                          self.weights)
 
     def draw(self, batch: int, window: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """First frames and clip indices of ``batch`` random windows (a CPU ``generator``)."""
         ok = np.flatnonzero(self.lengths >= window)
-        pick = ok[torch.randint(len(ok), (batch,), generator=generator).numpy()]
+        if self.weights is None:
+            pick = ok[torch.randint(len(ok), (batch,), generator=generator).numpy()]
+        else:
+            w = torch.from_numpy(np.asarray(self.weights, dtype=np.float64)[ok])
+            pick = ok[torch.multinomial(w, batch, replacement=True, generator=generator).numpy()]
         room = self.lengths[pick] - window + 1
         offset = (torch.rand(batch, generator=generator).numpy() * room).astype(np.int64)
         return self.starts[pick] + offset, pick
@@ -240,6 +250,14 @@ def _mirrored(clip: dict[str, np.ndarray], skeleton: Skeleton) -> dict[str, np.n
     return out
 
 
+def _caption_embedder():
+    """The default text encoder behind the on-disk caption cache (for --balance only)."""
+    from ..text import EmbeddingCache, default_cache_path, get_text_encoder
+
+    encoder = get_text_encoder("minilm")
+    return EmbeddingCache(default_cache_path(encoder.name), encoder)
+
+
 def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
     """2D clips for prior/mlrq; 3D (world or camera frame) and 2D for rvq3d."""
     ds = Motion2DDataset(cfg.data, "train")
@@ -258,9 +276,15 @@ def load_training_clips(cfg: TrainConfig, skeleton: Skeleton) -> ClipArrays:
             traj3, limbs3 = to_free3d(torch.from_numpy(j3), skeleton)
             clips.append({"traj2": c.trajectory, "limbs2": c.limbs, "conf": c.confidence,
                           "traj3": traj3.float().numpy(), "limbs3": limbs3.float().numpy()})
+    weights = None
+    if cfg.balance > 0:  # rare kinds of motion drawn more often (free3d.data.balance)
+        weights = caption_rarity_weights([c.captions for c in ds.clips], _caption_embedder(),
+                                         power=cfg.balance)
     if cfg.mirror_clips:  # each clip once more, seen in a mirror (a valid body too)
         clips += [_mirrored(c, skeleton) for c in clips]
+        weights = None if weights is None else np.concatenate([weights, weights])
     arrays = ClipArrays.stack(clips)
+    arrays.weights = weights
     if not (arrays.lengths >= cfg.window).any():
         raise ValueError(f"no training clip is at least {cfg.window} frames long")
     return arrays
