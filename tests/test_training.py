@@ -222,6 +222,11 @@ def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_r
         train(make_config("prior", procedural_dataset, iters=1, init_from=str(prior_run),
                           **{**kw, "arch": {**TINY, "width": 48}}), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()  # refused before anything is written
+    # what counts as a dead code steers training only: it may differ from the earlier run's
+    other = train(make_config("prior", procedural_dataset, iters=1, init_from=str(prior_run),
+                              **{**kw, "arch": {**TINY, "dead_code_threshold": 0.15}}),
+                  tmp_path / "dct", progress=False)
+    assert load_run(other)[1].arch["dead_code_threshold"] == 0.15
 
 
 def test_a_run_saved_before_a_size_was_added_still_resumes_and_seeds(procedural_dataset, tmp_path):

@@ -460,8 +460,10 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
                              f"the temporal downsampling of {name}")
     if not resume and cfg.init_from:  # weights and normaliser of an earlier run
         init_model, init_cfg, _ = load_run(cfg.init_from)
-        if (init_cfg.stage, init_cfg.arch, init_cfg.representation, init_cfg.input_dim) != (
-                cfg.stage, cfg.arch, cfg.representation, cfg.input_dim):
+        # when a code counts as dead only steers training: it may change between the runs
+        sizes = lambda arch: {k: v for k, v in arch.items() if k != "dead_code_threshold"}  # noqa: E731
+        if (init_cfg.stage, sizes(init_cfg.arch), init_cfg.representation, init_cfg.input_dim) != (
+                cfg.stage, sizes(cfg.arch), cfg.representation, cfg.input_dim):
             raise ValueError(f"--init-from {cfg.init_from}: a {init_cfg.stage} run with other sizes "
                              f"or inputs than this {cfg.stage} run")
         model.load_state_dict(init_model.state_dict())
