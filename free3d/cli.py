@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> None:
     from .training.lifting import make_config, train
 
     overrides = {k: getattr(args, k, None) for k in (
-        "iters", "finetune_iters", "batch_size", "window", "seed", "lr", "representation",
+        "iters", "finetune_iters", "batch_size", "window", "window_max", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
         "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
@@ -660,6 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--batch-size", type=int)
         q.add_argument("--window", type=int,
                        help="frames per training window (a multiple of 2^down: 4 by default)")
+        q.add_argument("--window-max", type=int,
+                       help="train on windows of --window to this many frames, one length per "
+                            "step, so that long clips lift as well as short ones (0 = off)")
         q.add_argument("--lr", type=float)
         q.add_argument("--beta", type=float, help="commitment weight")
         q.add_argument("--seed", type=int)

@@ -316,3 +316,32 @@ def test_skip_spikes_drops_the_gradient_of_a_spiking_step(tmp_path):
     assert [float(r["skipped"]) for r in log] == [0.0, pytest.approx(1 / 3)]
     free, log = run(False, tmp_path / "free")
     assert free[5] - free[4] == pytest.approx(-10.0) and "skipped" not in log[0]
+
+
+def test_window_max_trains_on_windows_of_many_lengths(procedural_dataset, prior_run, tmp_path, monkeypatch):
+    from free3d.training.lifting import ClipArrays
+
+    seen = []
+    real = ClipArrays.sample
+
+    def spy(self, batch, window, generator, rows=None):
+        seen.append(window)
+        return real(self, batch, window, generator, rows)
+
+    monkeypatch.setattr(ClipArrays, "sample", spy)
+    kw = dict(FAST, window=16, window_max=48, iters=12, finetune_iters=0, prior=str(prior_run))
+    train(make_config("mlrq", procedural_dataset, **kw), tmp_path / "long", progress=False)
+    assert seen[:2] == [16, 16]  # the input normaliser and L2D's units are fitted at --window
+    lengths = seen[2:]
+    assert len(lengths) == 12 and set(lengths) <= set(range(16, 49, 4)) and len(set(lengths)) > 3
+    seen.clear()
+    train(make_config("mlrq", procedural_dataset, **{**kw, "window_max": 0}), tmp_path / "one",
+          progress=False)
+    assert set(seen) == {16}  # off: as before, one length
+    for bad, message in ((42, "--window-max 42 must be a multiple of 4"),
+                         (12, "--window-max 12 is shorter than --window 16"),
+                         (4000, "no training clip is at least --window-max 4000")):
+        with pytest.raises(ValueError, match=message):
+            train(make_config("mlrq", procedural_dataset, **{**kw, "window_max": bad}),
+                  tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()

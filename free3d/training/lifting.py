@@ -95,6 +95,11 @@ class TrainConfig:
     warmup_iters: int = 200
     batch_size: int = 64
     window: int = 40
+    # > window: each step's windows are window..window_max frames long (one length per step,
+    # a multiple of the downsampling). A lifter trained on one length learns the edges'
+    # effect and lifts long clips wrongly (docs/results.md: travel 29% too long at 120
+    # frames after training at 40); 0 = every window ``window`` frames (paper)
+    window_max: int = 0
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 25
@@ -437,7 +442,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
     """
     ctx = distributed.setup(device)
     device = ctx.device
-    enable_fast_math(device, fixed_shapes=True)  # every step: batch x window frames
+    enable_fast_math(device, fixed_shapes=not cfg.window_max)  # batch x window frames
     if cfg.batch_size % ctx.world:
         raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of the "
                          f"{ctx.world} processes")
@@ -455,9 +460,14 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
     model = build_model(cfg, skeleton)
     prior = load_frozen_prior(cfg.prior, skeleton) if cfg.stage == "mlrq" and cfg.prior else None
     for name, net in (("this model", model), ("the 2D prior", prior)):
-        if net is not None and cfg.window % 2 ** net.arch.down:
-            raise ValueError(f"--window {cfg.window} must be a multiple of {2 ** net.arch.down}, "
-                             f"the temporal downsampling of {name}")
+        for flag, frames in (("--window", cfg.window), ("--window-max", cfg.window_max)):
+            if net is not None and frames % 2 ** net.arch.down:
+                raise ValueError(f"{flag} {frames} must be a multiple of {2 ** net.arch.down}, "
+                                 f"the temporal downsampling of {name}")
+    if cfg.window_max and cfg.window_max < cfg.window:
+        raise ValueError(f"--window-max {cfg.window_max} is shorter than --window {cfg.window}")
+    if cfg.window_max and not (arrays.lengths >= cfg.window_max).any():
+        raise ValueError(f"no training clip is at least --window-max {cfg.window_max} frames long")
     if not resume and cfg.init_from:  # weights and normaliser of an earlier run
         init_model, init_cfg, _ = load_run(cfg.init_from)
         # when a code counts as dead only steers training: it may change between the runs
@@ -484,10 +494,17 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
         write_json(run.path / "config.json", run_config)
     arrays = arrays.to(device)  # the whole training set on the device; windows are cut there
     rows = ctx.rows(cfg.batch_size)
+    lengths = list(range(cfg.window, max(cfg.window, cfg.window_max) + 1, 2 ** model.arch.down))
+
+    def next_batch() -> dict[str, torch.Tensor]:
+        frames = cfg.window
+        if len(lengths) > 1:  # one length for the whole (global) batch, from the run's sampler
+            frames = lengths[int(torch.randint(len(lengths), (1,), generator=sampler))]
+        return arrays.sample(cfg.batch_size, frames, sampler, rows)
+
     model.train()
     fit(run=run, ctx=ctx, model=model, step=step, optimizer=optimizer,
-        learning_rate=lambda i: learning_rate(cfg, i),
-        next_batch=lambda: arrays.sample(cfg.batch_size, cfg.window, sampler, rows),
+        learning_rate=lambda i: learning_rate(cfg, i), next_batch=next_batch,
         sampler=sampler, start=start, total=cfg.total_iters, log_every=cfg.log_every,
         checkpoint_every=cfg.checkpoint_every, precision=cfg.precision,
         desc=f"train {cfg.stage}", progress=progress, grad_clip=cfg.grad_clip,
