@@ -96,9 +96,10 @@ class TrainConfig:
     batch_size: int = 64
     window: int = 40
     # > window: each step's windows are window..window_max frames long (one length per step,
-    # a multiple of the downsampling). A lifter trained on one length learns the edges'
-    # effect and lifts long clips wrongly (docs/results.md: travel 29% too long at 120
-    # frames after training at 40); 0 = every window ``window`` frames (paper)
+    # a multiple of the downsampling; lengths no clip reaches are skipped). A lifter trained
+    # on one length learns the edges' effect and lifts long clips wrongly (docs/results.md:
+    # travel 29% too long at 120 frames after training at 40); 0 = every window ``window``
+    # frames (paper). The free3d recipe's ML-RQ: 3 x window, at half the batch
     window_max: int = 0
     seed: int = 0
     checkpoint_every: int = 250
@@ -151,7 +152,7 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
                "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
-               "skip_spikes": 5.0, "std_floor": 0.25},
+               "skip_spikes": 5.0, "std_floor": 0.25, "balance": 0.5},
 }
 
 
@@ -184,6 +185,11 @@ def make_config(stage: str, data: str, *, preset: str = "cpu", arch: dict | None
     else:
         base.update(RECIPES[recipe], recipe=recipe)
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if stage == "mlrq" and recipe == "free3d" and overrides.get("window_max") is None:
+        # windows of 1 to 3 x the preset's length, half as many: the same frames per step
+        base["window_max"] = 3 * base["window"]
+        if overrides.get("batch_size") is None:
+            base["batch_size"] = max(1, base["batch_size"] // 2)
     cfg = TrainConfig.from_dict(base)
     if cfg.stage == "mlrq" and not cfg.prior and (cfg.use_rec or cfg.feat_encoder == "separate"):
         raise ValueError("ML-RQ training needs --prior (a trained 2D prior run) for Lrec "
@@ -466,8 +472,6 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
                                  f"the temporal downsampling of {name}")
     if cfg.window_max and cfg.window_max < cfg.window:
         raise ValueError(f"--window-max {cfg.window_max} is shorter than --window {cfg.window}")
-    if cfg.window_max and not (arrays.lengths >= cfg.window_max).any():
-        raise ValueError(f"no training clip is at least --window-max {cfg.window_max} frames long")
     if not resume and cfg.init_from:  # weights and normaliser of an earlier run
         init_model, init_cfg, _ = load_run(cfg.init_from)
         # when a code counts as dead only steers training: it may change between the runs
@@ -494,7 +498,9 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True,
         write_json(run.path / "config.json", run_config)
     arrays = arrays.to(device)  # the whole training set on the device; windows are cut there
     rows = ctx.rows(cfg.batch_size)
-    lengths = list(range(cfg.window, max(cfg.window, cfg.window_max) + 1, 2 ** model.arch.down))
+    # window lengths no clip reaches are never drawn
+    lengths = [n for n in range(cfg.window, max(cfg.window, cfg.window_max) + 1, 2 ** model.arch.down)
+               if n == cfg.window or (arrays.lengths >= n).any()]
 
     def next_batch() -> dict[str, torch.Tensor]:
         frames = cfg.window

@@ -65,6 +65,10 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
             broadcast_buffers=False)
     not_finite = torch.zeros((), dtype=torch.bool, device=device)
     recent = torch.full((SPIKE_WINDOW,), float("nan"), device=device)  # a ring of past losses
+    if skip_spikes > 0 and start > 0:  # a resumed run judges spikes as the unbroken one would
+        saved = run.load_state().get("spike_history")
+        if saved is not None:
+            recent.copy_(saved)
     skipped = torch.zeros((), device=device)
     since_log = 0
     t0 = time.perf_counter()
@@ -114,7 +118,7 @@ def fit(*, run: RunDir, ctx: Context, model: nn.Module, step: nn.Module,
             bar.set_postfix(loss=f"{values[names.index('loss')]:.4f}")
         if save_now:
             if ctx.is_main:
-                extra = {"sampler_rng": sampler.get_state()}
+                extra = {"sampler_rng": sampler.get_state(), "spike_history": recent.cpu()}
                 if device.type == "cuda":
                     extra["cuda_rng"] = torch.cuda.get_rng_state(device)
                 run.save_checkpoint(model, optimizer, done, extra)

@@ -72,13 +72,17 @@ class RunDir:
                  "torch_rng": torch.get_rng_state(), **(extra or {})}
         _atomic(self.path / STATE, lambda tmp: torch.save(state, tmp))
 
-    def load_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-        load_weights(self.path / WEIGHTS, model)
+    def load_state(self) -> dict:
+        """The last checkpoint's training state (optimizer, generators, step, extras)."""
         try:  # tensors and plain values only: loading a run folder never runs its code
-            state = torch.load(self.path / STATE, map_location="cpu", weights_only=True)
+            return torch.load(self.path / STATE, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle, zip and torch raise many types for a broken file
             raise ValueError(f"{self.path / STATE}: cannot read the training state ({type(e).__name__}); "
                              "remove the run folder or choose another --out") from None
+
+    def load_checkpoint(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        load_weights(self.path / WEIGHTS, model)
+        state = self.load_state()
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         return state
