@@ -119,8 +119,9 @@ def _training_run_options(q: argparse.ArgumentParser) -> None:
 
 
 BALANCE_HELP = ("draw clips whose captions few other clips share more often: weight (clips with "
-                "similar captions) ** -B; 0 = uniformly (default), 0.5 = square-root balancing "
-                "(free3d.data.balance)")
+                "similar captions) ** -B; 0 = uniformly (the paper), 0.5 = square-root balancing "
+                "(the default of the ML-RQ's free3d recipe and of the transformers; "
+                "free3d.data.balance)")
 
 def _train(args: argparse.Namespace) -> None:
     from .training.lifting import make_config, train

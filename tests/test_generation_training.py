@@ -238,5 +238,7 @@ def test_canonical_tokens_are_the_ml_rq_s_own_lift_seen_from_one_camera(model_di
     old = {k: v for k, v in make_generator_config("masked", procedural_dataset, "m").to_dict().items()
            if k != "token_view"}
     assert GeneratorTrainConfig.from_dict(old).token_view == "clip"
+    old.pop("balance")
+    assert GeneratorTrainConfig.from_dict(old).balance == 0.0
     with pytest.raises(ValueError, match="unknown token view 'top'"):
         make_generator_config("masked", procedural_dataset, "m", token_view="top")

@@ -1,9 +1,14 @@
 """Training the text-to-token generator (paper section 4.2, MoMask's recipe, DESIGN.md 3).
 
 Tokens come from the trained ML-RQ *encoder applied to the 2D training clips*, so the
-generator never sees 3D. (Given MoMask's 3D RVQ-VAE instead, ``rvq3d --input-dim 3``,
-the same recipe trains the 3D-supervised baseline on tokens of the 3D clips.) Each clip
-is tokenised at 4 frame offsets (MoMask crops a random 0..3 frames before tokenising).
+generator never sees 3D. By default (``token_view="canonical"``, ours) each clip is first
+lifted by the ML-RQ, stood up and seen again from one fixed camera, so that its tokens do
+not carry the random camera it was filmed from, which no caption can predict; the 3D
+baseline's tokens are of 3D in one canonical frame too. (Given MoMask's 3D RVQ-VAE,
+``rvq3d --input-dim 3``, the same recipe trains the 3D-supervised baseline on tokens of
+the 3D clips.) Each clip is tokenised at 4 frame offsets (MoMask crops a random 0..3
+frames before tokenising). Clips whose captions few others share are drawn more often
+(``balance``, :mod:`free3d.data.balance`).
 Stages:
 
 - ``masked``: layer-0 tokens. Mask round(n cos(pi tau / 2)) tokens (tau ~ U(0, 1), at
@@ -73,7 +78,8 @@ class GeneratorTrainConfig:
     # "canonical" = the clip lifted, stood up and seen from one fixed camera
     # (free3d.data.single_view.canonical_view), so that tokens do not carry the view
     token_view: str = "canonical"
-    balance: float = 0.0  # > 0: rare captions' clips drawn more often (free3d.data.balance)
+    # > 0: clips whose captions few others share drawn more often (free3d.data.balance)
+    balance: float = 0.5
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -85,7 +91,8 @@ class GeneratorTrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorTrainConfig:
         names = {f.name for f in fields(cls)}
-        d = {"token_view": "clip", **d}  # runs saved before the choice existed used the clip's view
+        # runs saved before these choices existed: the clip's own view, uniform drawing
+        d = {"token_view": "clip", "balance": 0.0, **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
