@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .checkpoints import CONFIG, load_autoencoder, load_generator_part, read_config
 from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
-from .data.single_view import Camera, project_clip
+from .data.single_view import CANONICAL_CAMERA, project_clip
 from .device import resolve_device, tf32_scope
 from .foot_lock import lock_feet
 from .models.autoencoders import MotionLifter
@@ -39,7 +39,7 @@ from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
 from .precision import auto_precision_for
-from .representation import from_free3d, to_free3d
+from .representation import facing_direction, from_free3d, heading_angle, to_free3d
 from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
 from .skeleton import Skeleton
 from .text import TextEncoder, get_text_encoder
@@ -329,7 +329,7 @@ class Free3D:
         """Regenerate [start_s, end_s) of ``motion`` from ``text``; frames outside stay exactly.
 
         ``motion`` is a :class:`Motion` or any (T, J, 3) clip on this skeleton (metres,
-        Y up), which is first tokenised through a front view and the ML-RQ. The new
+        Y up), which is first tokenised through the canonical view and the ML-RQ. The new
         span's joins to the kept frames are made continuous by spreading the decoder's
         mismatch at the two boundary frames linearly across the span.
         """
@@ -447,7 +447,7 @@ class Free3D:
 
     @torch.inference_mode()
     def _tokenize(self, joints: np.ndarray) -> tuple[Tensor, tuple[np.ndarray, np.ndarray]]:
-        """A 3D clip -> ML-RQ codes (on the CPU) through a front view, and the frame that maps back.
+        """A 3D clip -> ML-RQ codes (on the CPU) through the canonical view, and the frame that maps back.
 
         (MoMask's 3D RVQ-VAE, the 3D-supervised baseline, reads the 3D clip itself.)
         """
@@ -457,11 +457,16 @@ class Free3D:
             codes = self.lifter.tokenize(traj[None], limbs[None])[0].cpu()
             raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
             return codes, (np.eye(3), joints[0, 0] - raw[0, 0])
-        camera = Camera(0.0, 0.0)
-        view = project_clip(joints, camera, self.skeleton)
+        # seen as the transformers' training clips were (data.single_view.canonical_view):
+        # first-frame facing turned onto +Z, then the canonical camera
+        angle = -float(heading_angle(facing_direction(torch.from_numpy(joints[0]), self.skeleton)))
+        c, s = math.cos(angle), math.sin(angle)
+        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        view = project_clip(joints @ turn.T, CANONICAL_CAMERA, self.skeleton)
         codes = self.lifter.tokenize(torch.from_numpy(view.trajectory)[None].to(self.device),
                                      torch.from_numpy(view.limbs)[None].to(self.device))[0].cpu()
-        rot = camera.rotation().T / view.camera.scale  # camera frame -> world (ground_truth.camera_to_world)
+        # camera frame -> world (ground_truth.camera_to_world), then the turn undone
+        rot = turn.T @ CANONICAL_CAMERA.rotation().T / view.camera.scale
         raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
         return codes, (rot, joints[0, 0] - raw[0, 0] @ rot.T)
 

@@ -12,17 +12,22 @@ set -euo pipefail
 RUNS=${RUNS:-runs/bundle}
 OUT=${OUT:-$RUNS/model}
 
-# Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens
-free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500
-# the default (free3d) recipe: Lcycle, upright views, Lknee, Lbone, root velocity, gradient
-# clipping, spike skipping, a std floor of 0.25 (the prior's too). The bundled ML-RQ is a
-# second run continued from the first (the first predates gradient clipping, both predate
-# spike skipping and the std floor; see the model card: the second was stopped at step
-# 2,250, where it diverged)
+# Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens.
+# The bundled ML-RQ grew over three runs; the first two (and the prior) spell out the
+# defaults of their time: MoMask's dead-code threshold, no std floor, no spike skipping,
+# 40-frame windows at batch 64, uniform drawing (the model card tells the story)
+free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500 \
+    --std-floor 0 --dead-code-threshold 1
+OLD=(--std-floor 0 --dead-code-threshold 1 --skip-spikes 0 --window-max 40 --batch-size 64 --balance 0)
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq0" --preset cpu --iters 4000 --finetune-iters 1000 \
-    --prior "$RUNS/prior"
-free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --iters 2250 --finetune-iters 0 \
-    --prior "$RUNS/prior" --init-from "$RUNS/mlrq0"
+    --prior "$RUNS/prior" --grad-clip 0 "${OLD[@]}"
+# stopped at step 2,250, where the run it reproduces diverged
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq1" --preset cpu --iters 2250 --finetune-iters 0 \
+    --prior "$RUNS/prior" --init-from "$RUNS/mlrq0" "${OLD[@]}"
+# today's free3d recipe (windows of 40 to 120 frames at batch 32, balance 0.5, dead-code
+# threshold 0.15) at half the learning rate, on the earlier runs' normaliser (std floor 0)
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --prior "$RUNS/prior" \
+    --init-from "$RUNS/mlrq1" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0
 # the two transformers train side by side, one thread each (faster than one after the other)
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \
     --iters 3000 --batch-size 32 --quiet & masked=$!
@@ -37,12 +42,14 @@ free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$R
 free3d train evaluator --data "$DATA" --out "$RUNS/evaluator"
 # the 3D-supervised generation baseline: MoMask's RVQ-VAE on 3D with the ML-RQ's budget,
 # then the same transformer recipe and budget as Free3D's (not bundled; for table 1)
+# (as measured for docs/results.md: before the cpu preset's dead-code threshold became 0.15
+# and before the transformers drew rare captions more often)
 free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 \
-    --finetune-iters 1000
+    --finetune-iters 1000 --dead-code-threshold 1
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/masked3d" \
-    --iters 3000 --batch-size 32 --quiet & masked=$!
+    --iters 3000 --batch-size 32 --balance 0 --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/residual3d" \
-    --iters 3000 --batch-size 32 --quiet & residual=$!
+    --iters 3000 --batch-size 32 --balance 0 --quiet & residual=$!
 wait "$masked"; wait "$residual"  # a failed stage stops the script
 # lengths depend on the text only: the 2D-trained length estimator serves both
 free3d model assemble --mlrq "$RUNS/rvq3d" --masked "$RUNS/masked3d" --residual "$RUNS/residual3d" \
