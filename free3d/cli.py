@@ -123,6 +123,7 @@ BALANCE_HELP = ("draw clips whose captions few other clips share more often: wei
                 "(the default of the ML-RQ's free3d recipe and of the transformers; "
                 "free3d.data.balance)")
 
+
 def _train(args: argparse.Namespace) -> None:
     from .training.lifting import make_config, train
 

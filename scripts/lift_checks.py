@@ -64,8 +64,8 @@ def token_views(lifter, data: str, ids: list[str], rng) -> None:
     agree = {"clip": [], "canonical": []}
     for cid in ids:
         world = load_motion3d(data, cid).astype(np.float64)
-        views = [project_clip(world, Camera(float(rng.uniform(0, 360)), float(rng.uniform(-5, 20))), sk)
-                 for _ in range(2)]
+        cameras = [Camera(float(rng.uniform(0, 360)), float(rng.uniform(-5, 20))) for _ in range(2)]
+        views = [project_clip(world, camera, sk) for camera in cameras]
         own = [layer0_codes(lifter, v.trajectory, v.limbs) for v in views]
         canon = []
         for v in views:
@@ -84,7 +84,8 @@ def walking_backwards(lifter, data: str, ids: list[str]) -> None:
     for cid in ids:
         clip, cam = load_clip2d(data, cid), load_camera(data, cid)
         true = world_to_camera(load_motion3d(data, cid).astype(np.float64), cam)
-        lifted = lift_clip(lifter, torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs), sk).numpy()
+        lifted = lift_clip(lifter, torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs),
+                           sk).numpy()
         along = []
         for j in (true, lifted):
             face = facing_direction(torch.from_numpy(j[:20].mean(0)), sk).numpy()
@@ -92,7 +93,8 @@ def walking_backwards(lifter, data: str, ids: list[str]) -> None:
         rows.append(along)
     if rows:
         r = np.array(rows)
-        print(f"walk-back clips ({len(r)}): travel along the facing, true median {np.median(r[:, 0]):+.2f} m, "
+        print(f"walk-back clips ({len(r)}): travel along the facing, "
+              f"true median {np.median(r[:, 0]):+.2f} m, "
               f"lifted {np.median(r[:, 1]):+.2f} m; lifted backwards in {(r[:, 1] < 0).sum()}/{len(r)}")
 
 

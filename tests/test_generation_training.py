@@ -234,7 +234,8 @@ def test_canonical_tokens_are_the_ml_rq_s_own_lift_seen_from_one_camera(model_di
                                                    torch.from_numpy(seen.limbs[None, :n]))).codes[0]
             assert torch.equal(canonical.codes[i][0], alone), cid
     # the default for new runs; runs saved before the choice existed used the clip's view
-    assert json.loads((model_dir / "masked" / "config.json").read_text())["train"]["token_view"] == "canonical"
+    saved = json.loads((model_dir / "masked" / "config.json").read_text())["train"]
+    assert saved["token_view"] == "canonical"
     old = {k: v for k, v in make_generator_config("masked", procedural_dataset, "m").to_dict().items()
            if k != "token_view"}
     assert GeneratorTrainConfig.from_dict(old).token_view == "clip"

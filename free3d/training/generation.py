@@ -36,12 +36,12 @@ from tqdm import tqdm
 
 from .. import __version__, distributed
 from ..checkpoints import build_generator_part
-from ..data.ground_truth import tokeniser_input
 from ..data.balance import caption_rarity_weights
+from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
 from ..data.single_view import canonical_view
-from ..evaluation.lift import lift_clip
 from ..device import enable_fast_math, to_device
+from ..evaluation.lift import lift_clip
 from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
@@ -107,7 +107,8 @@ def make_generator_config(stage: str, data: str, mlrq: str, *, preset: str = "cp
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_TRAINING)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides.get("token_view", "canonical") not in TOKEN_VIEWS:
-        raise ValueError(f"unknown token view {overrides['token_view']!r}; choose from {', '.join(TOKEN_VIEWS)}")
+        raise ValueError(f"unknown token view {overrides['token_view']!r}; "
+                         f"choose from {', '.join(TOKEN_VIEWS)}")
     return GeneratorTrainConfig(stage=stage, data=str(data), mlrq=str(mlrq), preset=preset,
                                 **{**PRESET_TRAINING[preset], **overrides})
 
