@@ -196,6 +196,11 @@ def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
             out[:, j] += knee_shift
         for j in below_ankle:
             out[:, j] += ankle_shift
+    # lowering the body can take a swinging foot under the floor: lift those frames back
+    # by as much as it sank, easing in and out over the blend (never more than it sank)
+    sunk = np.maximum(-out[..., 1].min(1), 0.0)
+    if sunk.any():
+        out[..., 1] += _smooth_upper(sunk, config.blend_frames)[:, None]
     return out
 
 

@@ -57,7 +57,7 @@ def test_feet_sliding_under_a_walk_slide_less_and_keep_their_bones():
     assert after["skating_m_s"] < 0.95 * before["skating_m_s"]
     assert after["contact_height_m"] < 0.5 * before["contact_height_m"]
     np.testing.assert_allclose(bones(locked), bones(walk), atol=1e-9)
-    assert np.isfinite(locked).all() and locked[..., 1].min() > -0.01
+    assert np.isfinite(locked).all() and locked[..., 1].min() >= -1e-9  # nothing under the floor
     # the upper body keeps its pose
     head = S.index("head")
     assert np.abs((locked - locked[:, :1])[:, head] - (walk - walk[:, :1])[:, head]).max() < 1e-9
