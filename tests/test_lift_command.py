@@ -122,7 +122,10 @@ def test_npy_bandai21_input_lifts_and_matches_its_view(tmp_path, clip3d):
     joints, manifest = lift_cli(tmp_path, src, "--fps", "20", fmt="npy,gif")
     check_standing(joints, len(clip3d))
     assert manifest["layout"] == "bandai21" and manifest["frames"] == len(clip3d)
+    assert manifest["feet_locked"] is True  # the default output stage, said in the manifest
     assert (tmp_path / "out" / "walk.gif").stat().st_size > 0
+    own, raw = lift_cli(tmp_path / "raw", src, "--fps", "20", "--no-foot-lock")
+    assert raw["feet_locked"] is False and own.shape == joints.shape and not np.allclose(own, joints)
     # the normalised 2D is the training convention exactly; the ML-RQ's own front view
     # (camera frame, before standing up) reproduces it within a few centimetres
     xy, _ = prepare_2d(read_keypoints(src, fps=20))

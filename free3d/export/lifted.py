@@ -41,6 +41,7 @@ class LiftedMotion:
     confidence: np.ndarray  # (T, J); 0 where the input joint was missing or guessed
     skeleton: Skeleton
     fps: float = TARGET_FPS
+    feet_locked: bool = False  # planted feet pinned by free3d.foot_lock
 
 
 def load_lifter(model: str | os.PathLike | None = None):
@@ -74,7 +75,8 @@ def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton, *, foot_lock: bool
     # the floor left it leaning more (mean error 5.0 against 3.7 degrees, docs/lift.md)
     rot, t = upright_transform(raw, skeleton, level_floor=False)
     joints = remove_floor_slope(raw @ rot.T + t, skeleton)
-    return LiftedMotion(lock_feet(joints, skeleton) if foot_lock else joints, xy, conf, skeleton)
+    return LiftedMotion(lock_feet(joints, skeleton) if foot_lock else joints, xy, conf, skeleton,
+                        feet_locked=foot_lock)
 
 
 def output_names(stem: str, formats: list[str]) -> list[str]:
@@ -105,6 +107,7 @@ def save_lifted(motion: LiftedMotion, out: str | os.PathLike, stem: str, formats
                     "seconds": round(len(motion.joints) / motion.fps, 2),
                     "skeleton": motion.skeleton.name,
                     "missing_fraction": round(float((motion.confidence == 0).mean()), 4),
+                    "feet_locked": motion.feet_locked,
                     "notes": notes, "files": files}
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         for path in sorted(scratch.iterdir()):
