@@ -69,8 +69,9 @@ def measure(data: str, work: Path, *, stages: list[str], precisions: list[str], 
                           checkpoint_every=10**9, precision=precision)
             t0 = time.perf_counter()
             if stage in LIFTING:
+                # every window ``window`` frames: the stated batch, whatever the recipe's range
                 cfg = make_config(stage, data, preset=preset, recipe=recipe, batch_size=batch_size,
-                                  window=window, finetune_iters=0, warmup_iters=10,
+                                  window=window, window_max=0, finetune_iters=0, warmup_iters=10,
                                   prior=upstream.get("prior") if stage == "mlrq" else None, **common)
                 train(cfg, out, progress=False, device=device)
             else:

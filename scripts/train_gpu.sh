@@ -63,9 +63,11 @@ common=(--data "$DATA" --preset "$PRESET" --device "$DEVICE" --quiet --batch-siz
 # 3. Free3D, 2D only: the prior, then the ML-RQ (default free3d recipe; a fifth fine-tunes)
 $F3D train prior "${common[@]}" --out "$OUT/prior" --iters "$PRIOR_STEPS" --finetune-iters 0 \
     --warmup-iters $(( PRIOR_STEPS / 10 ))
+# windows of the preset's one length: the step budget above was measured at it (the
+# free3d recipe's 1 to 3x longer windows cost twice the frames a step; not yet timed on a GPU)
 $F3D train mlrq "${common[@]}" --out "$OUT/mlrq" --prior "$OUT/prior" \
     --iters $(( MLRQ_STEPS * 4 / 5 )) --finetune-iters $(( MLRQ_STEPS / 5 )) \
-    --warmup-iters $(( MLRQ_STEPS / 20 ))
+    --warmup-iters $(( MLRQ_STEPS / 20 )) --window-max 0
 # 4. the transformers on its tokens, side by side on the one GPU
 gen=(--data "$DATA" --mlrq "$OUT/mlrq" --preset "$PRESET" --device "$DEVICE" --quiet --batch-size "$BATCH")
 $F3D train masked "${gen[@]}" --out "$OUT/masked" --iters "$MASKED_STEPS" \
