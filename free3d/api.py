@@ -39,7 +39,7 @@ from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
 from .models.residual_transformer import ResidualTransformer
 from .precision import auto_precision_for
-from .representation import facing_direction, from_free3d, heading_angle, to_free3d
+from .representation import from_free3d, to_free3d
 from .sampling import SamplingConfig, sample_base_tokens, sample_residual_tokens
 from .skeleton import Skeleton
 from .text import TextEncoder, get_text_encoder
@@ -457,16 +457,13 @@ class Free3D:
             codes = self.lifter.tokenize(traj[None], limbs[None])[0].cpu()
             raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
             return codes, (np.eye(3), joints[0, 0] - raw[0, 0])
-        # seen as the transformers' training clips were (data.single_view.canonical_view):
-        # first-frame facing turned onto +Z, then the canonical camera
-        angle = -float(heading_angle(facing_direction(torch.from_numpy(joints[0]), self.skeleton)))
-        c, s = math.cos(angle), math.sin(angle)
-        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-        view = project_clip(joints @ turn.T, CANONICAL_CAMERA, self.skeleton)
+        # seen as the transformers' training clips were (data.single_view.canonical_view)
+        up, _ = upright_transform(joints, self.skeleton)
+        view = project_clip(joints @ up.T, CANONICAL_CAMERA, self.skeleton)
         codes = self.lifter.tokenize(torch.from_numpy(view.trajectory)[None].to(self.device),
                                      torch.from_numpy(view.limbs)[None].to(self.device))[0].cpu()
-        # camera frame -> world (ground_truth.camera_to_world), then the turn undone
-        rot = turn.T @ CANONICAL_CAMERA.rotation().T / view.camera.scale
+        # camera frame -> world (ground_truth.camera_to_world), then the stand-up undone
+        rot = up.T @ CANONICAL_CAMERA.rotation().T / view.camera.scale
         raw = self._decode(codes[None], torch.tensor([len(codes)]))[0][:n]
         return codes, (rot, joints[0, 0] - raw[0, 0] @ rot.T)
 

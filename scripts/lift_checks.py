@@ -34,10 +34,8 @@ from free3d.representation import facing_direction
 
 
 def layer0_codes(lifter, trajectory: np.ndarray, limbs: np.ndarray) -> torch.Tensor:
-    n = len(trajectory) // lifter.downsampling * lifter.downsampling
     with torch.no_grad():
-        return lifter.quantizer(lifter.encode(torch.from_numpy(trajectory[None, :n]),
-                                              torch.from_numpy(limbs[None, :n]))).codes[0, :, 0]
+        return lifter.tokenize(torch.from_numpy(trajectory[None]), torch.from_numpy(limbs[None]))[0, :, 0]
 
 
 def travel_by_length(lifter, data: str, ids: list[str], lengths: list[int], rng) -> None:
