@@ -139,6 +139,10 @@ def _train(args: argparse.Namespace) -> None:
         overrides["upright_views"] = False
     if getattr(args, "mirror_clips", False):
         overrides["mirror_clips"] = True
+    if getattr(args, "cycle_fixed_root", False):
+        overrides["cycle_fixed_root"] = True
+    if getattr(args, "no_cycle_fixed_root", False):
+        overrides["cycle_fixed_root"] = False
     for flag in ("rec", "ori", "feat"):
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
@@ -157,6 +161,8 @@ def _train_generator(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "batch_size", "lr", "seed", "checkpoint_every", "log_every", "text_encoder",
         "precision", "warmup_iters", "token_view", "balance")}
+    if getattr(args, "mirror", False):
+        overrides["mirror"] = True
     cfg = make_generator_config(args.stage, args.data, args.mlrq, preset=args.preset, **overrides)
     out = train_generator(cfg, args.out, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.stage} ({cfg.iters} steps) in {out}")
@@ -695,13 +701,21 @@ def build_parser() -> argparse.ArgumentParser:
         if stage == "mlrq":
             q.add_argument("--prior", help="run folder of the trained 2D prior")
             q.add_argument("--recipe", choices=("free3d", "paper"), default="free3d",
-                           help="free3d (default): the paper's terms plus Lcycle, upright "
-                                "views, Lknee 10, Lbone 10, the root as velocity, gradient "
+                           help="free3d (default): the paper's terms plus Lcycle (root fixed), "
+                                "upright views, Lknee 10, Lbone 10, the root as velocity, gradient "
                                 "clipping and spike skipping; paper: eq. 15 as published. "
                                 "Single flags below override it")
             q.add_argument("--lambda-cycle", type=float,
                            help="weight of Lcycle, our addition: lift, turn to a random view, "
                                 "project, lift again; the two lifts must agree (free3d: 1)")
+            q.add_argument("--cycle-fixed-root", action="store_true",
+                           help="Lcycle does not move the first lift's root trajectory, only "
+                                "the second lift learns from it (keeps the lifter's bias about "
+                                "where bodies travel out of lifts the 2D contradicts; free3d "
+                                "recipe: on)")
+            q.add_argument("--no-cycle-fixed-root", action="store_true",
+                           help="ablation: Lcycle also moves the first lift's root (as the free3d "
+                                "recipe did before this switch)")
             q.add_argument("--lambda-floor", type=float,
                            help="weight of Lfloor, our addition: the lowest foot stays on a "
                                 "level floor (default 0)")
@@ -758,6 +772,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the 2D the ML-RQ tokenises: each clip lifted and seen from one "
                                 "fixed camera (canonical, default) or the clip's own view (clip: the paper)")
             q.add_argument("--balance", type=float, metavar="B", help=BALANCE_HELP)
+            q.add_argument("--mirror", action="store_true",
+                           help="also train on each clip's mirror image, its captions' left and "
+                                "right swapped (HumanML3D's augmentation; off by default)")
         _training_run_options(q)
         q.set_defaults(func=_train_generator)
 

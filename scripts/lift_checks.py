@@ -12,7 +12,8 @@
   The 3D is read only to film the clip twice; the tokens come from 2D.
 - **Walking backwards**: the Bandai-Namco "walk-back" clips of the train split, lifted
   from their 2D; the root's travel along the body's first-second facing, lifted and true
-  (negative = backwards).
+  (negative = backwards), how much of the 2D's own travel in the image the lift keeps,
+  split by how side-on the camera saw the body, and how far the planted feet push it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from free3d.checkpoints import load_autoencoder
+from free3d.data.canonical import upright_transform
 from free3d.data.ground_truth import load_camera, load_motion3d, world_to_camera
 from free3d.data.motion2d import load_clip2d
 from free3d.data.prepared import read_split
@@ -76,6 +78,25 @@ def token_views(lifter, data: str, ids: list[str], rng) -> None:
           + ", ".join(f"{k} view {np.mean(v):.3f}" for k, v in agree.items()) + f" ({len(ids)} clips)")
 
 
+def feet_travel(joints: np.ndarray, skeleton, contact: float = 0.05) -> float:
+    """How far the body goes along its first facing if it moved only by its planted foot
+    (the lowest foot joint, within ``contact`` m of the floor, pushed back under the root),
+    and by the root itself in the other frames; a clip stood up first."""
+    rot, t = upright_transform(joints, skeleton)
+    c = joints @ rot.T + t  # facing +Z at frame 0
+    feet = [skeleton.index(n) for n in ("left_ankle", "right_ankle", "left_toe", "right_toe")]
+    rel = c[:, feet] - c[:, :1]
+    low = c[:, feet, 1].argmin(1)
+    floor = np.median(c[:, feet, 1].min(1))
+    total = 0.0
+    for i in range(len(c) - 1):
+        if c[i, feet[low[i]], 1] - floor < contact and low[i] == low[i + 1]:
+            total -= rel[i + 1, low[i], 2] - rel[i, low[i], 2]
+        else:
+            total += c[i + 1, 0, 2] - c[i, 0, 2]
+    return float(total)
+
+
 def walking_backwards(lifter, data: str, ids: list[str]) -> None:
     sk = lifter.skeleton
     rows = []
@@ -84,16 +105,31 @@ def walking_backwards(lifter, data: str, ids: list[str]) -> None:
         true = world_to_camera(load_motion3d(data, cid).astype(np.float64), cam)
         lifted = lift_clip(lifter, torch.from_numpy(clip.trajectory), torch.from_numpy(clip.limbs),
                            sk).numpy()
-        along = []
+        along, faces = [], []
         for j in (true, lifted):
             face = facing_direction(torch.from_numpy(j[:20].mean(0)), sk).numpy()
+            faces.append(face)
             along.append(float((j[-1, 0] - j[0, 0]) @ face / np.linalg.norm(face)))
-        rows.append(along)
+        # the image-plane part of the travel is observed: the lift should keep it
+        seen = np.linalg.norm(clip.trajectory[-1] - clip.trajectory[0])
+        # how side-on the camera saw the body: |sin| of the facing's angle to the view axis
+        side = abs(faces[0][0]) / max(float(np.linalg.norm(faces[0][[0, 2]])), 1e-9)
+        rows.append([*along, float(np.linalg.norm(lifted[-1, 0, :2] - lifted[0, 0, :2])) / max(seen, 1e-9),
+                     side, feet_travel(true, sk), feet_travel(lifted, sk)])
     if rows:
         r = np.array(rows)
         print(f"walk-back clips ({len(r)}): travel along the facing, "
               f"true median {np.median(r[:, 0]):+.2f} m, "
-              f"lifted {np.median(r[:, 1]):+.2f} m; lifted backwards in {(r[:, 1] < 0).sum()}/{len(r)}")
+              f"lifted {np.median(r[:, 1]):+.2f} m; lifted backwards in {(r[:, 1] < 0).sum()}/{len(r)}; "
+              f"lifted / 2D travel in the image median {np.median(r[:, 2]):.2f}")
+        for name, pick in (("side-on (|sin| > 0.7)", r[:, 3] > 0.7),
+                           ("front- or back-on (< 0.35)", r[:, 3] < 0.35)):
+            if pick.any():
+                print(f"  filmed {name}: lifted backwards in {(r[pick, 1] < 0).sum()}/{pick.sum()}, "
+                      f"travel along the facing {r[pick, 1].min():+.2f} to {r[pick, 1].max():+.2f} m "
+                      f"(true {r[pick, 0].min():+.2f} to {r[pick, 0].max():+.2f} m)")
+        print("  travel the planted feet push the body along its facing: "
+              f"true median {np.median(r[:, 4]):+.2f} m, lifted {np.median(r[:, 5]):+.2f} m")
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ declare -A ROWS=(
 )
 # the settings of their time, as docs/results.md measured these rows: no gradient clipping,
 # spike skipping or std floor, MoMask's dead-code threshold, 40-frame windows, uniform drawing
-THEN="--grad-clip 0 --skip-spikes 0 --std-floor 0 --dead-code-threshold 1 --window-max 0 --batch-size 64 --balance 0"
+# and a cycle that moves the root
+THEN="--grad-clip 0 --skip-spikes 0 --std-floor 0 --dead-code-threshold 1 --window-max 0 --batch-size 64 --balance 0 --no-cycle-fixed-root"
 for name in "${!ROWS[@]}"; do
   while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n; done
   # shellcheck disable=SC2086
@@ -43,7 +44,8 @@ wait
 models=()
 # the settings of their time, as docs/results.md measured these rows: no gradient clipping,
 # spike skipping or std floor, MoMask's dead-code threshold, 40-frame windows, uniform drawing
-THEN="--grad-clip 0 --skip-spikes 0 --std-floor 0 --dead-code-threshold 1 --window-max 0 --batch-size 64 --balance 0"
+# and a cycle that moves the root
+THEN="--grad-clip 0 --skip-spikes 0 --std-floor 0 --dead-code-threshold 1 --window-max 0 --batch-size 64 --balance 0 --no-cycle-fixed-root"
 for name in "${!ROWS[@]}"; do models+=(--model "$RUNS/$name"); done
 $F3 eval lift --data "$DATA" "${models[@]}" --reference zero-depth --quiet \
     --json "$RUNS/lift_recipes.json" | tee "$RUNS/lift_recipes.md"

@@ -24,10 +24,12 @@ free3d train mlrq --data "$DATA" --out "$RUNS/mlrq0" --preset cpu --iters 4000 -
 # stopped at step 2,250, where the run it reproduces diverged
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq1" --preset cpu --iters 2250 --finetune-iters 0 \
     --prior "$RUNS/prior" --init-from "$RUNS/mlrq0" "${OLD[@]}"
-# today's free3d recipe (windows of 40 to 120 frames at batch 32, balance 0.5, dead-code
-# threshold 0.15) at half the learning rate, on the earlier runs' normaliser (std floor 0)
+# the free3d recipe of stop 22 (windows of 40 to 120 frames at batch 32, balance 0.5,
+# dead-code threshold 0.15, a cycle that also moves the first lift's root) at half the
+# learning rate, on the earlier runs' normaliser (std floor 0)
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --prior "$RUNS/prior" \
-    --init-from "$RUNS/mlrq1" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0
+    --init-from "$RUNS/mlrq1" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0 \
+    --no-cycle-fixed-root
 # the two transformers train side by side, one thread each (faster than one after the other)
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \
     --iters 3000 --batch-size 32 --quiet & masked=$!

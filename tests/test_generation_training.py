@@ -243,3 +243,43 @@ def test_canonical_tokens_are_the_ml_rq_s_own_lift_seen_from_one_camera(model_di
     assert GeneratorTrainConfig.from_dict(old).balance == 0.0
     with pytest.raises(ValueError, match="unknown token view 'top'"):
         make_generator_config("masked", procedural_dataset, "m", token_view="top")
+
+
+def test_mirrored_tokens_are_the_mirrored_lift_with_left_and_right_swapped(model_dir, procedural_dataset):
+    from free3d.data.captions import mirror_caption
+    from free3d.data.ground_truth import tokeniser_input
+    from free3d.data.prepared import read_captions, read_split
+    from free3d.data.single_view import canonical_view
+    from free3d.evaluation.lift import lift_clip
+    from free3d.representation import mirror_motion
+    from free3d.training.generation import GeneratorTrainConfig, tokenize_clips
+    from free3d.training.lifting import load_run
+
+    lifter, _, sk = load_run(model_dir / "mlrq")
+    ids = read_split(procedural_dataset, "train")[:3]
+    both = tokenize_clips(lifter, procedural_dataset, ids, offsets=1, progress=False,
+                          view="canonical", mirror=True)
+    plain = tokenize_clips(lifter, procedural_dataset, ids, offsets=1, progress=False, view="canonical")
+    assert len(both.codes) == 2 * len(ids) and both.num_frames[::2] == plain.num_frames
+
+    def codes(traj, limbs):
+        n = len(traj) // 4 * 4
+        with torch.no_grad():
+            return lifter.tokenize(torch.as_tensor(traj[None, :n]), torch.as_tensor(limbs[None, :n]))[0]
+
+    for i, cid in enumerate(ids):
+        assert torch.equal(both.codes[2 * i][0], plain.codes[i][0])
+        assert both.captions[2 * i + 1] == [mirror_caption(c) for c in read_captions(procedural_dataset, cid)]
+        with torch.no_grad():
+            lifted = lift_clip(lifter, *tokeniser_input(lifter, procedural_dataset, cid), sk).numpy()
+        seen = canonical_view(lifted[:, sk.mirror_indices] * [-1.0, 1.0, 1.0], sk)
+        assert torch.equal(both.codes[2 * i + 1][0], codes(seen.trajectory, seen.limbs)), cid
+    # the clip's own view is mirrored as it is
+    own = tokenize_clips(lifter, procedural_dataset, ids[:1], offsets=1, progress=False, view="clip",
+                         mirror=True)
+    flipped = mirror_motion(*tokeniser_input(lifter, procedural_dataset, ids[0]), sk)
+    assert torch.equal(own.codes[1][0], codes(flipped.trajectory, flipped.limbs))
+    # off unless asked for; runs saved before it existed load without it
+    cfg = make_generator_config("masked", procedural_dataset, "m").to_dict()
+    assert not cfg["mirror"] and make_generator_config("masked", procedural_dataset, "m", mirror=True).mirror
+    assert not GeneratorTrainConfig.from_dict({k: v for k, v in cfg.items() if k != "mirror"}).mirror

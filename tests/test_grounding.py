@@ -56,6 +56,27 @@ def test_cycle_loss_is_zero_for_an_exact_lifter_and_positive_for_a_flat_one():
     assert float(cycle_loss(flat, traj, limbs, S, generator=gen)) > 1e-3
 
 
+def test_cycle_loss_with_a_fixed_root_moves_the_second_lift_only_on_the_root():
+    joints = walk()
+    traj, limbs = to_free3d(joints, S)
+    traj.requires_grad_(True)
+    limbs.requires_grad_(True)
+    weight = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+
+    def lift(traj2, limbs2):  # a one-weight lifter: the cycle's second lift
+        return (weight * torch.nn.functional.pad(traj2, (0, 1)),
+                weight * torch.nn.functional.pad(limbs2, (0, 1)))
+
+    for fixed, root_moves in ((False, True), (True, False)):
+        for t in (traj, limbs, weight):
+            t.grad = None
+        cycle_loss(lift, traj, limbs, S, fixed_root=fixed,
+                   generator=torch.Generator().manual_seed(0)).backward()
+        assert (traj.grad is not None and float(traj.grad.abs().sum()) > 0) == root_moves
+        assert float(limbs.grad.abs().sum()) > 0  # the limbs still answer to it
+        assert float(weight.grad.abs()) > 0  # and the second lift learns from the root
+
+
 def test_floor_loss_flags_a_climbing_walk_and_not_a_level_one():
     traj, limbs = to_free3d(walk(), S)
     assert float(floor_loss(traj, limbs, S)) < 1e-6
@@ -251,6 +272,8 @@ def test_recipes_and_device_choice(procedural_dataset):
     assert default.representation == "limbs-velocity"
     assert (default.skip_spikes, paper.skip_spikes) == (5.0, 0.0)
     assert (default.std_floor, paper.std_floor) == (0.25, 0.0)
+    assert (default.cycle_fixed_root, paper.cycle_fixed_root) == (True, False)
+    assert not make_config("mlrq", procedural_dataset, prior="p", cycle_fixed_root=False).cycle_fixed_root
     # the prior reads the ML-RQ's views, so it takes the default recipe's input units
     prior = make_config("prior", procedural_dataset)
     assert (prior.std_floor, prior.skip_spikes) == (0.25, 0.0)

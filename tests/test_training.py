@@ -204,10 +204,11 @@ def test_loss_weights_reach_the_saved_config(procedural_dataset, prior_run, tmp_
     out = tmp_path / "weights"
     assert main(["train", "mlrq", "--data", str(procedural_dataset), "--out", str(out),
                  "--prior", str(prior_run), "--lambda-rec", "0.3", "--lambda-ori", "2",
-                 "--lambda-feat", "0", "--iters", "2", "--finetune-iters", "0",
+                 "--lambda-feat", "0", "--no-cycle-fixed-root", "--iters", "2", "--finetune-iters", "0",
                  "--batch-size", "4", "--quiet"]) == 0
     _, cfg, _ = load_run(out)
     assert (cfg.lambda_rec, cfg.lambda_ori, cfg.lambda_feat) == (0.3, 2.0, 0.0)
+    assert not cfg.cycle_fixed_root  # the free3d recipe's default, turned off
 
 
 def test_init_from_starts_at_an_earlier_runs_weights(procedural_dataset, prior_run, tmp_path):

@@ -8,7 +8,8 @@ baseline's tokens are of 3D in one canonical frame too. (Given MoMask's 3D RVQ-V
 ``rvq3d --input-dim 3``, the same recipe trains the 3D-supervised baseline on tokens of
 the 3D clips.) Each clip is tokenised at 4 frame offsets (MoMask crops a random 0..3
 frames before tokenising). Clips whose captions few others share are drawn more often
-(``balance``, :mod:`free3d.data.balance`).
+(``balance``, :mod:`free3d.data.balance`). ``mirror`` (off by default) adds each clip's
+mirror image with its captions' left and right swapped, as HumanML3D does.
 Stages:
 
 - ``masked``: layer-0 tokens. Mask round(n cos(pi tau / 2)) tokens (tau ~ U(0, 1), at
@@ -37,6 +38,7 @@ from tqdm import tqdm
 from .. import __version__, distributed
 from ..checkpoints import build_generator_part
 from ..data.balance import caption_rarity_weights
+from ..data.captions import mirror_caption
 from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
 from ..data.single_view import canonical_view
@@ -46,6 +48,7 @@ from ..models.length_estimator import LengthEstimator
 from ..models.masked_transformer import MaskedTransformer
 from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import transformer_preset
+from ..representation import mirror_motion
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
 from .loop import fit
 from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
@@ -80,6 +83,10 @@ class GeneratorTrainConfig:
     token_view: str = "canonical"
     # > 0: clips whose captions few others share drawn more often (free3d.data.balance)
     balance: float = 0.5
+    # each clip also in a mirror, its captions' left and right swapped (HumanML3D's
+    # augmentation; a sentence encoder tells "left" from "right" only faintly). Off: one
+    # run with it did not follow "right" better and scored lower (docs/results.md, stop 23)
+    mirror: bool = False
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 25
@@ -132,12 +139,16 @@ class TokenData:
 
 @torch.no_grad()
 def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int = 4,
-                   progress: bool = True, batch_size: int = 128, view: str = "clip") -> TokenData:
+                   progress: bool = True, batch_size: int = 128, view: str = "clip",
+                   mirror: bool = False) -> TokenData:
     """Codes (argmax, eval mode) of each clip at frame offsets 0..offsets-1.
 
     An ML-RQ (2D in) tokenises the 2D clips: with ``view="clip"`` each clip's own view;
     with ``view="canonical"`` the clip lifted by the ML-RQ itself and seen again from
     :data:`~free3d.data.single_view.CANONICAL_CAMERA` (no 3D but the ML-RQ's own).
+    ``mirror``: each clip is followed by its mirror image (the lift mirrored before the
+    canonical camera sees it; otherwise the input mirrored), captioned by
+    :func:`~free3d.data.captions.mirror_caption`.
     Only MoMask's 3D RVQ-VAE (``rvq3d --input-dim 3``, the 3D-supervised baseline)
     reads the 3D ground truth, whatever ``view`` says. Windows of
     one length go through the network together, ``batch_size`` at a time: in eval mode
@@ -148,18 +159,28 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     device = next(lifter.parameters()).device
     down = lifter.downsampling
     windows, captions, frames = [], [], []  # windows: (clip index, trajectory, limbs) views
-    for i, cid in enumerate(tqdm(clip_ids, desc="reading clips", unit="clip", disable=not progress)):
+    sk = lifter.skeleton
+    for cid in tqdm(clip_ids, desc="reading clips", unit="clip", disable=not progress):
         traj_all, limbs_all = tokeniser_input(lifter, data, cid)
+        caps = read_captions(data, cid)
+        versions = [(traj_all, limbs_all, caps)]
         if view == "canonical" and lifter.input_dim == 2:
-            seen = canonical_view(lift_clip(lifter, traj_all, limbs_all, lifter.skeleton).numpy(),
-                                  lifter.skeleton)
-            traj_all, limbs_all = torch.from_numpy(seen.trajectory), torch.from_numpy(seen.limbs)
-        for o in range(offsets):
-            n = (len(traj_all) - o) // down * down
-            if n >= down:
-                windows.append((i, traj_all[o:o + n], limbs_all[o:o + n]))
-        captions.append(read_captions(data, cid))
-        frames.append(len(traj_all))
+            lifted = lift_clip(lifter, traj_all, limbs_all, sk).numpy()
+            seen = [canonical_view(lifted, sk)]
+            if mirror:
+                seen.append(canonical_view(lifted[:, sk.mirror_indices] * [-1.0, 1.0, 1.0], sk))
+            versions = [(torch.from_numpy(v.trajectory), torch.from_numpy(v.limbs), c)
+                        for v, c in zip(seen, (caps, [mirror_caption(c) for c in caps]))]
+        elif mirror:
+            versions.append((*mirror_motion(traj_all, limbs_all, sk), [mirror_caption(c) for c in caps]))
+        for traj, limbs, caps in versions:
+            i = len(captions)
+            for o in range(offsets):
+                n = (len(traj) - o) // down * down
+                if n >= down:
+                    windows.append((i, traj[o:o + n], limbs[o:o + n]))
+            captions.append(caps)
+            frames.append(len(traj))
     by_length: dict[int, list[int]] = {}
     for k, (_, traj, _) in enumerate(windows):
         by_length.setdefault(len(traj), []).append(k)
@@ -173,7 +194,7 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
                 for k, c in zip(chunk, lifter.quantizer(lifter.encode(traj, limbs)).codes.cpu()):
                     found[k] = c
                 bar.update(len(chunk))
-    codes: list[list[Tensor]] = [[] for _ in clip_ids]
+    codes: list[list[Tensor]] = [[] for _ in captions]
     for (i, _, _), c in zip(windows, found):  # offsets stay in order within a clip
         codes[i].append(c)
     return TokenData(codes, captions, frames)
@@ -421,7 +442,8 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
     seed_everything(cfg.seed)
     tokens = tokenize_clips(lifter.to(device), cfg.data, read_split(cfg.data, "train"), cfg.offsets,
                             progress and ctx.is_main,
-                            view=cfg.token_view if cfg.stage != "length" else "clip")  # lengths only
+                            view=cfg.token_view if cfg.stage != "length" else "clip",  # lengths only
+                            mirror=cfg.mirror and cfg.stage != "length")
     if ctx.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
     batches = TokenBatches(tokens, EmbeddingCache(default_cache_path(encoder.name), encoder), device,

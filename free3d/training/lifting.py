@@ -77,6 +77,7 @@ class TrainConfig:
     lambda_knee: float = 0.0  # Lknee, our addition (losses.knee_hinge_loss); 0 = the paper
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     lambda_cycle: float = 0.0  # Lcycle, our addition (losses.cycle_loss); 0 = the paper
+    cycle_fixed_root: bool = False  # Lcycle does not move the first lift's root (cycle_loss)
     lambda_floor: float = 0.0  # Lfloor, our addition (losses.floor_loss); 0 = the paper
     lambda_skate: float = 0.0  # Lskate, our addition (losses.foot_skate_loss); 0 = the paper
     recipe: str = "paper"  # the named set of ML-RQ terms the run started from (RECIPES)
@@ -152,7 +153,7 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
                "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
-               "skip_spikes": 5.0, "std_floor": 0.25, "balance": 0.5},
+               "skip_spikes": 5.0, "std_floor": 0.25, "balance": 0.5, "cycle_fixed_root": True},
 }
 
 
@@ -415,7 +416,8 @@ class StageStep(nn.Module):
             terms["lcycle"] = cycle_loss(self._lift, out.trajectory, out.limbs, s,
                                          limb_scale=self.limb_std.mean(-1),
                                          traj_scale=self.traj_std.mean(),
-                                         max_tilt_deg=cfg.max_tilt_deg, upright=cfg.upright_views)
+                                         max_tilt_deg=cfg.max_tilt_deg, upright=cfg.upright_views,
+                                         fixed_root=cfg.cycle_fixed_root)
             total = total + cfg.lambda_cycle * terms["lcycle"]
         if cfg.lambda_floor > 0:
             terms["lfloor"] = floor_loss(out.trajectory, out.limbs, s) / self.traj_std.mean().square()
