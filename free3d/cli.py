@@ -132,17 +132,13 @@ def _train(args: argparse.Namespace) -> None:
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
         "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
-        "grad_clip", "std_floor", "skip_spikes", "balance")}
+        "grad_clip", "std_floor", "skip_spikes", "balance", "cycle_fixed_root")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
         overrides["upright_views"] = False
     if getattr(args, "mirror_clips", False):
         overrides["mirror_clips"] = True
-    if getattr(args, "cycle_fixed_root", False):
-        overrides["cycle_fixed_root"] = True
-    if getattr(args, "no_cycle_fixed_root", False):
-        overrides["cycle_fixed_root"] = False
     for flag in ("rec", "ori", "feat"):
         if getattr(args, f"no_{flag}", False):
             overrides[f"use_{flag}"] = False
@@ -708,14 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lambda-cycle", type=float,
                            help="weight of Lcycle, our addition: lift, turn to a random view, "
                                 "project, lift again; the two lifts must agree (free3d: 1)")
-            q.add_argument("--cycle-fixed-root", action="store_true",
+            q.add_argument("--cycle-fixed-root", action=argparse.BooleanOptionalAction,
                            help="Lcycle does not move the first lift's root trajectory, only "
                                 "the second lift learns from it (keeps the lifter's bias about "
                                 "where bodies travel out of lifts the 2D contradicts; free3d "
-                                "recipe: on)")
-            q.add_argument("--no-cycle-fixed-root", action="store_true",
-                           help="ablation: Lcycle also moves the first lift's root (as the free3d "
-                                "recipe did before this switch)")
+                                "recipe: on; --no-cycle-fixed-root: the recipe before it)")
             q.add_argument("--lambda-floor", type=float,
                            help="weight of Lfloor, our addition: the lowest foot stays on a "
                                 "level floor (default 0)")

@@ -158,22 +158,21 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     lifter.eval()
     device = next(lifter.parameters()).device
     down = lifter.downsampling
-    windows, captions, frames = [], [], []  # windows: (clip index, trajectory, limbs) views
+    # one entry per clip (and per mirror image): its captions, frames and windows
+    windows, captions, frames = [], [], []  # windows: (entry index, trajectory, limbs)
     sk = lifter.skeleton
     for cid in tqdm(clip_ids, desc="reading clips", unit="clip", disable=not progress):
         traj_all, limbs_all = tokeniser_input(lifter, data, cid)
-        caps = read_captions(data, cid)
-        versions = [(traj_all, limbs_all, caps)]
+        texts = read_captions(data, cid)
+        versions = [(traj_all, limbs_all)]
         if view == "canonical" and lifter.input_dim == 2:
             lifted = lift_clip(lifter, traj_all, limbs_all, sk).numpy()
-            seen = [canonical_view(lifted, sk)]
-            if mirror:
-                seen.append(canonical_view(lifted[:, sk.mirror_indices] * [-1.0, 1.0, 1.0], sk))
-            versions = [(torch.from_numpy(v.trajectory), torch.from_numpy(v.limbs), c)
-                        for v, c in zip(seen, (caps, [mirror_caption(c) for c in caps]))]
+            seen = [lifted] + ([lifted[:, sk.mirror_indices] * [-1.0, 1.0, 1.0]] if mirror else [])
+            versions = [(torch.from_numpy(v.trajectory), torch.from_numpy(v.limbs))
+                        for v in (canonical_view(j, sk) for j in seen)]
         elif mirror:
-            versions.append((*mirror_motion(traj_all, limbs_all, sk), [mirror_caption(c) for c in caps]))
-        for traj, limbs, caps in versions:
+            versions.append(tuple(mirror_motion(traj_all, limbs_all, sk)))
+        for (traj, limbs), caps in zip(versions, (texts, [mirror_caption(c) for c in texts])):
             i = len(captions)
             for o in range(offsets):
                 n = (len(traj) - o) // down * down
