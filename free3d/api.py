@@ -34,6 +34,7 @@ from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
 from .data.single_view import CANONICAL_CAMERA, project_clip
 from .device import resolve_device, tf32_scope
 from .foot_lock import lock_feet
+from .ik import with_bone_lengths
 from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
 from .models.masked_transformer import MaskedTransformer
@@ -147,6 +148,8 @@ class Free3D:
     are moved there (in place). ``precision``: ``fp32``, ``bf16`` (transformer weights
     in bfloat16) or ``auto``: on CUDA fp32 weights with TF32 matmuls (resolved as
     ``tf32``), on the CPU bf16 where the CPU computes it natively, else fp32.
+    ``fix_bone_lengths``: decoded bodies get the skeleton's bone lengths, each hand and
+    foot kept where the decoder put it (:func:`free3d.ik.with_bone_lengths`).
     """
 
     def __init__(self, *, lifter: MotionLifter, masked: MaskedTransformer, residual: ResidualTransformer,
@@ -437,12 +440,10 @@ class Free3D:
         for n in tokens.unique().tolist():  # equal lengths decode together, unpadded
             rows = (tokens == n).nonzero().flatten()
             traj, limbs = self.lifter.decode_codes(codes[rows.to(codes.device), :n].to(self.device))
-            if self.fix_bone_lengths:
-                lengths = torch.from_numpy(self.skeleton.bone_lengths()).to(limbs.device, limbs.dtype)
-                limbs = limbs / limbs.norm(dim=-1, keepdim=True).clamp_min(1e-6) * lengths[:, None]
             joints = from_free3d(traj, limbs, self.skeleton).cpu().double().numpy()
             for i, r in enumerate(rows.tolist()):
-                out[r] = joints[i]
+                # the skeleton's bone lengths, hands and feet kept where decoded (free3d.ik)
+                out[r] = with_bone_lengths(joints[i], self.skeleton) if self.fix_bone_lengths else joints[i]
         return out
 
     @torch.inference_mode()

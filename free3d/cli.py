@@ -118,6 +118,8 @@ def _training_run_options(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true")
 
 
+TEXT_ENCODER_HELP = ("minilm (default), minilm-sided (MiniLM with left/right made loud: what a mirror "
+                     "keeps and what it flips, 768-d), or clip; each may take :PATH to local weights")
 BALANCE_HELP = ("draw clips whose captions few other clips share more often: weight (clips with "
                 "similar captions) ** -B; 0 = uniformly (the paper), 0.5 = square-root balancing "
                 "(the default of the ML-RQ's free3d recipe and of the transformers; "
@@ -759,7 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--lr", type=float)
         q.add_argument("--seed", type=int)
         q.add_argument("--checkpoint-every", type=int)
-        q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
+        q.add_argument("--text-encoder", help=TEXT_ENCODER_HELP)
         if stage != "length":
             q.add_argument("--token-view", choices=("canonical", "clip"),
                            help="the 2D the ML-RQ tokenises: each clip lifted and seen from one "
@@ -778,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int)
     q.add_argument("--lr", type=float)
     q.add_argument("--seed", type=int)
-    q.add_argument("--text-encoder", help="minilm (default), minilm:PATH, clip or clip:PATH")
+    q.add_argument("--text-encoder", help=TEXT_ENCODER_HELP)
     q.add_argument("--quiet", action="store_true")
     q.add_argument("--device", default="auto", help=DEVICE_HELP + "; weights are saved device-free")
     q.set_defaults(func=_train_evaluator)

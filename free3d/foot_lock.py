@@ -35,9 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.canonical import FPS, check_clip
+from .ik import SIDES, descendants, two_bone_ik
 from .skeleton import Skeleton
-
-SIDES = ("left", "right")
 
 
 @dataclass(frozen=True)
@@ -120,28 +119,6 @@ def _offsets(planted: np.ndarray, target: np.ndarray, current: np.ndarray, blend
     return delta
 
 
-def _two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray,
-                 forward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New (knee, ankle), (T, 3) each: thigh and shin keep their lengths, the ankle goes to
-    ``target`` (or as near as the straight leg reaches), the knee bends as before (a leg
-    that was straight bends towards ``forward``, the way the body faces)."""
-    l1 = np.linalg.norm(knee - hip, axis=-1)
-    l2 = np.linalg.norm(ankle - knee, axis=-1)
-    axis = target - hip
-    d = np.linalg.norm(axis, axis=-1)
-    u = axis / np.maximum(d, 1e-9)[:, None]
-    d = np.clip(d, np.abs(l1 - l2) + 1e-6, (l1 + l2) * (1 - 1e-6))
-    pole = (knee - hip) - ((knee - hip) * u).sum(-1, keepdims=True) * u
-    norm = np.linalg.norm(pole, axis=-1)
-    # a straight leg has no bend direction: knees bend forwards
-    ahead = forward - (forward * u).sum(-1, keepdims=True) * u
-    pole = np.where((norm > 1e-6)[:, None], pole, ahead)
-    pole = pole / np.maximum(np.linalg.norm(pole, axis=-1), 1e-9)[:, None]
-    a = (l1 ** 2 - l2 ** 2 + d ** 2) / (2 * d)
-    h = np.sqrt(np.maximum(l1 ** 2 - a ** 2, 0.0))
-    return hip + a[:, None] * u + h[:, None] * pole, hip + d[:, None] * u
-
-
 def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
               config: FootLockConfig = FootLockConfig()) -> np.ndarray:
     """A copy of a canonical (T, J, 3) clip with planted feet pinned (module docstring)."""
@@ -187,9 +164,9 @@ def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
     left_hip, right_hip = joints[:, legs[0][0]], joints[:, legs[1][0]]
     forward = np.cross(left_hip - right_hip, [0.0, 1.0, 0.0])
     for (hip, knee, ankle, _), want in zip(legs, wanted):
-        new_knee, new_ankle = _two_bone_ik(out[:, hip], out[:, knee], out[:, ankle], want, forward)
-        below_ankle = _descendants(skeleton, ankle) | {ankle}
-        shin = _descendants(skeleton, knee) - below_ankle  # joints hanging off the shin, if any
+        new_knee, new_ankle = two_bone_ik(out[:, hip], out[:, knee], out[:, ankle], want, forward)
+        below_ankle = descendants(skeleton, ankle) | {ankle}
+        shin = descendants(skeleton, knee) - below_ankle  # joints hanging off the shin, if any
         knee_shift, ankle_shift = new_knee - out[:, knee], new_ankle - out[:, ankle]
         out[:, knee] = new_knee
         for j in shin:
@@ -214,12 +191,3 @@ def _smooth_upper(x: np.ndarray, width: int) -> np.ndarray:
     high = windows.max(-1)
     high_pad = np.pad(high, width, mode="edge")
     return np.maximum(np.lib.stride_tricks.sliding_window_view(high_pad, 2 * width + 1).mean(-1), x)
-
-
-def _descendants(skeleton: Skeleton, joint: int) -> set[int]:
-    found: set[int] = set()
-    for j, p in enumerate(skeleton.parents):
-        if p == joint or p in found:
-            found.add(j)
-    return found
-

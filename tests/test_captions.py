@@ -164,12 +164,13 @@ def test_label_from_cfg():
 
 
 def test_mirror_caption_swaps_sides_and_turns_keeping_case():
-    from free3d.data.captions import mirror_caption
+    from free3d.text.mirror import mirror_caption
 
     assert mirror_caption("A person waves the Right hand, then the left.") == \
         "A person waves the Left hand, then the right."
     assert mirror_caption("turns LEFT and walks leftwards, clockwise") == \
         "turns RIGHT and walks rightwards, counterclockwise"
     assert mirror_caption("a bright, leftover light") == "a bright, leftover light"  # whole words only
+    assert mirror_caption("spins counter-clockwise, then anti-clockwise") == "spins clockwise, then clockwise"
     text = "someone kicks with the left leg"
     assert mirror_caption(mirror_caption(text)) == text

@@ -87,7 +87,8 @@ def test_generate_command_writes_files(model_dir, tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
     model = Free3D.from_pretrained(model_dir / "model", precision="fp32")
     again = model.generate(["a person walks forward"], seconds=3, seed=4)
-    np.testing.assert_allclose(again[0].joints, joints, atol=1e-5)
+    # float rounding differs with the batch; IK near a straight knee turns it into up to 0.1 mm
+    np.testing.assert_allclose(again[0].joints, joints, atol=1e-4)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -246,12 +247,12 @@ def test_canonical_tokens_are_the_ml_rq_s_own_lift_seen_from_one_camera(model_di
 
 
 def test_mirrored_tokens_are_the_mirrored_lift_with_left_and_right_swapped(model_dir, procedural_dataset):
-    from free3d.data.captions import mirror_caption
     from free3d.data.ground_truth import tokeniser_input
     from free3d.data.prepared import read_captions, read_split
     from free3d.data.single_view import canonical_view
     from free3d.evaluation.lift import lift_clip
     from free3d.representation import mirror_motion
+    from free3d.text.mirror import mirror_caption
     from free3d.training.generation import GeneratorTrainConfig, tokenize_clips
     from free3d.training.lifting import load_run
 

@@ -1,4 +1,5 @@
-"""Text encoders: the bundled all-MiniLM-L6-v2 offline, the embedding cache, CLIP's errors."""
+"""Text encoders: the bundled all-MiniLM-L6-v2 offline, its sided form, the embedding cache,
+CLIP's errors."""
 
 import numpy as np
 import pytest
@@ -18,6 +19,27 @@ def test_minilm_loads_offline_and_embeds_meaning():
     torch.testing.assert_close(enc.encode(["a person walks forward"])[0], e[0], atol=1e-5, rtol=0)
     with pytest.raises(TypeError, match="list of texts"):
         enc.encode("a person walks")
+
+
+def test_sided_minilm_splits_what_a_mirror_keeps_from_what_it_flips():
+    sided, plain = get_text_encoder("minilm-sided"), get_text_encoder("minilm")
+    texts = ["a person waves the right hand", "a person waves the left hand", "a person walks forward",
+             "someone raises his right arm", "a man turns left"]
+    e = sided.encode(texts)
+    assert e.shape == (5, 768) and sided.dim == 768 and e.dtype == torch.float32
+    keep, flip = e[:, :384], e[:, 384:]
+    torch.testing.assert_close(keep.norm(dim=-1), torch.ones(5))
+    # a mirror keeps the first half and negates the second
+    torch.testing.assert_close(keep[0], keep[1])
+    torch.testing.assert_close(flip[0], -flip[1])
+    # no side named: no side feature, and the first half is the plain embedding
+    assert float(flip[2].abs().max()) == 0.0
+    torch.testing.assert_close(keep[2], plain.encode([texts[2]])[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(flip[[0, 1, 3, 4]].norm(dim=-1), torch.ones(4))
+    # the side is loud: "right" in other words points the same way, "left" the other way
+    p = plain.encode(texts[:2])
+    assert float(p[0] @ p[1]) > 0.95  # what the plain feature gives the generator to tell them apart
+    assert float(flip[0] @ flip[3]) > 0.5 and float(flip[0] @ flip[4]) < -0.3
 
 
 def test_embedding_cache_encodes_once_and_persists(tmp_path):

@@ -354,24 +354,3 @@ def make_captions(content: str, style: str, *, n: int = 6, seed: int | str = 0) 
                 return out
     raise ValueError(f"could not make {n} distinct captions for {content!r} x {style!r}; "
                      f"got {len(out)}")
-
-
-# the words a mirror swaps (HumanML3D's mirrored copies swap "left" and "right" too)
-_MIRROR_WORDS = {"left": "right", "right": "left", "leftward": "rightward", "rightward": "leftward",
-                 "leftwards": "rightwards", "rightwards": "leftwards",
-                 "clockwise": "counterclockwise", "counterclockwise": "clockwise",
-                 "anticlockwise": "clockwise"}
-_MIRROR_RE = re.compile(r"\b(" + "|".join(sorted(_MIRROR_WORDS, key=len, reverse=True)) + r")\b",
-                        re.IGNORECASE)
-
-
-def mirror_caption(text: str) -> str:
-    """The caption of the motion seen in a mirror: left and right (and the senses of a
-    turn) swapped, keeping each word's capitalisation."""
-    def swap(m: re.Match) -> str:
-        word = m.group(0)
-        out = _MIRROR_WORDS[word.lower()]
-        if word.isupper() and len(word) > 1:
-            return out.upper()
-        return out.capitalize() if word[0].isupper() else out
-    return _MIRROR_RE.sub(swap, text)

@@ -6,7 +6,9 @@ the attention mask (so the tokenizer's padding to 128 tokens does not dilute sho
 captions) and L2-normalised, 384-d. MoMask's CLIP ViT-B/32 text tower is supported when
 its weights are on disk; nothing is ever downloaded.
 
-A model records its encoder by name (``minilm`` or ``clip``), never by path, so the
+``minilm-sided`` is MiniLM with the side made loud (see :class:`SidedMiniLMTextEncoder`).
+
+A model records its encoder by name (``minilm``, ``minilm-sided`` or ``clip``), never by path, so the
 same checkpoint works on every machine that has the weights. An encoder computes on the
 device it was loaded for (the CPU unless asked) and always returns CPU tensors.
 """
@@ -17,7 +19,10 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+from .mirror import mirror_caption
 
 CLIP_ENV = "FREE3D_CLIP_PATH"
 
@@ -83,6 +88,33 @@ class MiniLMTextEncoder(TextEncoder):
                                  show_progress_bar=False).cpu()
 
 
+class SidedMiniLMTextEncoder(MiniLMTextEncoder):
+    """MiniLM split into what a mirror keeps and what it flips: 768-d.
+
+    A sentence encoder hears "left" and "right" faintly: MiniLM puts "a person waves the
+    right hand" and "... the left hand" at cosine 0.98, so a generator learns the side
+    from a sliver of its input, and which hand a retrain raises is luck (docs/results.md,
+    stop 23). With ``m`` the caption mirrored (:func:`~free3d.text.mirror.mirror_caption`),
+    the feature is ``[normalize(f(c) + f(m)), normalize(f(c) - f(m))]``: the first half
+    is the same for both sides, the second is exactly negated by a mirror, unit length
+    for any caption that names a side and zero for one that does not. The side direction
+    is shared across wordings ("right hand", "right leg", "turns right": cosines 0.5 to
+    0.9), so it carries to prompts never seen in training.
+    """
+
+    name, dim = "minilm-sided", 2 * MiniLMTextEncoder.dim
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        mirrored = [mirror_caption(t) for t in texts]
+        unique = list(dict.fromkeys(texts + mirrored))
+        table = dict(zip(unique, super()._encode(unique).float()))
+        f = torch.stack([table[t] for t in texts])
+        m = torch.stack([table[t] for t in mirrored])
+        sided = torch.tensor([t != u for t, u in zip(texts, mirrored)]).unsqueeze(1)
+        side = torch.where(sided, F.normalize(f - m, dim=-1), torch.zeros_like(f))
+        return torch.cat([F.normalize(f + m, dim=-1), side], dim=-1)
+
+
 class CLIPTextEncoder(TextEncoder):
     """MoMask's text encoder: CLIP's pooled text feature (512-d for ViT-B/32), normalised.
 
@@ -115,12 +147,12 @@ class CLIPTextEncoder(TextEncoder):
         return torch.nn.functional.normalize(feats, dim=-1)
 
 
-ENCODERS = {"minilm": MiniLMTextEncoder, "clip": CLIPTextEncoder}
+ENCODERS = {"minilm": MiniLMTextEncoder, "minilm-sided": SidedMiniLMTextEncoder, "clip": CLIPTextEncoder}
 _LOADED: dict[str, TextEncoder] = {}
 
 
 def get_text_encoder(spec: str = "minilm", *, device: torch.device | str = "cpu") -> TextEncoder:
-    """``minilm``, ``minilm:PATH``, ``clip`` or ``clip:PATH`` on ``device``; loaded once per
+    """``minilm``, ``minilm-sided``, ``clip`` (each optionally ``:PATH``) on ``device``; loaded once per
     process and device (one per device, so no caller moves another's encoder)."""
     name, _, path = spec.partition(":")
     if name not in ENCODERS:

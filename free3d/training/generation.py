@@ -38,7 +38,6 @@ from tqdm import tqdm
 from .. import __version__, distributed
 from ..checkpoints import build_generator_part
 from ..data.balance import caption_rarity_weights
-from ..data.captions import mirror_caption
 from ..data.ground_truth import tokeniser_input
 from ..data.prepared import read_captions, read_meta, read_split
 from ..data.single_view import canonical_view
@@ -50,6 +49,7 @@ from ..models.residual_transformer import ResidualTransformer
 from ..models.token_transformer import transformer_preset
 from ..representation import mirror_motion
 from ..text import EmbeddingCache, default_cache_path, get_text_encoder
+from ..text.mirror import mirror_caption
 from .loop import fit
 from .run import RunDir, check_run_folder, resume_from, seed_everything, start_fresh, write_json
 
@@ -148,7 +148,7 @@ def tokenize_clips(lifter, data: str | Path, clip_ids: list[str], offsets: int =
     :data:`~free3d.data.single_view.CANONICAL_CAMERA` (no 3D but the ML-RQ's own).
     ``mirror``: each clip is followed by its mirror image (the lift mirrored before the
     canonical camera sees it; otherwise the input mirrored), captioned by
-    :func:`~free3d.data.captions.mirror_caption`.
+    :func:`~free3d.text.mirror.mirror_caption`.
     Only MoMask's 3D RVQ-VAE (``rvq3d --input-dim 3``, the 3D-supervised baseline)
     reads the 3D ground truth, whatever ``view`` says. Windows of
     one length go through the network together, ``batch_size`` at a time: in eval mode
