@@ -118,8 +118,9 @@ def _training_run_options(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true")
 
 
-TEXT_ENCODER_HELP = ("minilm (default), minilm-sided (MiniLM with left/right made loud: what a mirror "
-                     "keeps and what it flips, 768-d), or clip; each may take :PATH to local weights")
+TEXT_ENCODER_HELP = ("minilm-sided (the generator's default: MiniLM with left and right made loud, "
+                     "what a mirror keeps and what it flips, 768-d), minilm (the evaluator's "
+                     "default) or clip; each may take :PATH to local weights")
 BALANCE_HELP = ("draw clips whose captions few other clips share more often: weight (clips with "
                 "similar captions) ** -B; 0 = uniformly (the paper), 0.5 = square-root balancing "
                 "(the default of the ML-RQ's free3d recipe and of the transformers; "

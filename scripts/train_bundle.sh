@@ -30,13 +30,16 @@ free3d train mlrq --data "$DATA" --out "$RUNS/mlrq1" --preset cpu --iters 2250 -
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --prior "$RUNS/prior" \
     --init-from "$RUNS/mlrq1" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0 \
     --no-cycle-fixed-root
-# the two transformers train side by side, one thread each (faster than one after the other)
+# the two transformers train side by side, one thread each (faster than one after the other),
+# on the text encoder that makes left and right loud (stop 24); the bundled masked
+# transformer is the second of two seeds trained (both follow the side; docs/results.md)
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/masked" \
-    --iters 3000 --batch-size 32 --quiet & masked=$!
+    --iters 3000 --batch-size 32 --text-encoder minilm-sided --seed 1 --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/residual" \
-    --iters 3000 --batch-size 32 --quiet & residual=$!
+    --iters 3000 --batch-size 32 --text-encoder minilm-sided --quiet & residual=$!
 wait "$masked"; wait "$residual"  # a failed stage stops the script
-free3d train length --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/length" --iters 2000
+free3d train length --data "$DATA" --mlrq "$RUNS/mlrq" --out "$RUNS/length" --iters 2000 \
+    --text-encoder minilm-sided
 free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$RUNS/residual" \
     --length "$RUNS/length" --out "$OUT"
 
@@ -44,14 +47,15 @@ free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$R
 free3d train evaluator --data "$DATA" --out "$RUNS/evaluator"
 # the 3D-supervised generation baseline: MoMask's RVQ-VAE on 3D with the ML-RQ's budget,
 # then the same transformer recipe and budget as Free3D's (not bundled; for table 1)
-# (as measured for docs/results.md: before the cpu preset's dead-code threshold became 0.15
-# and before the transformers drew rare captions more often)
+# (its rows in docs/results.md were measured before the cpu preset's dead-code threshold
+# became 0.15, before the transformers drew rare captions more often and before the
+# minilm-sided text encoder; not retrained since)
 free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 \
     --finetune-iters 1000 --dead-code-threshold 1
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/masked3d" \
-    --iters 3000 --batch-size 32 --balance 0 --quiet & masked=$!
+    --iters 3000 --batch-size 32 --balance 0 --text-encoder minilm-sided --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/residual3d" \
-    --iters 3000 --batch-size 32 --balance 0 --quiet & residual=$!
+    --iters 3000 --batch-size 32 --balance 0 --text-encoder minilm-sided --quiet & residual=$!
 wait "$masked"; wait "$residual"  # a failed stage stops the script
 # lengths depend on the text only: the 2D-trained length estimator serves both
 free3d model assemble --mlrq "$RUNS/rvq3d" --masked "$RUNS/masked3d" --residual "$RUNS/residual3d" \

@@ -58,7 +58,8 @@ def test_generated_round_trip_within_1cm(generated, tmp_path):
     # one rotation per branch joint (no *_base joints) cannot follow the shoulders: the reason they exist
     plain = write_bvh(tmp_path / "plain.bvh", raw, sk, branch_joints=False)
     assert sorted(read_bvh(plain).joint_names) == sorted(sk.joint_names)
-    assert _max_error(_read_back(plain, sk), raw) < 3 * CM
+    # (each branch, as a whole, is off by the chest's compromise rotation: centimetres)
+    assert _max_error(back, raw) < _max_error(_read_back(plain, sk), raw) < 6 * CM
 
 
 def test_non_rigid_input_keeps_one_length_per_bone(tmp_path):

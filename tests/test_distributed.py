@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent('''
                                         warmup_iters=2, log_every=1, checkpoint_every=2)
             cfg.arch = transformer_preset("cpu", num_tokens=32, num_quantizers=3, code_dim=16,
                                           latent_dim=32, num_layers=1, num_heads=2, ff_dim=64,
-                                          text_dim=384, dropout=0.0,
+                                          text_dim=768, dropout=0.0,
                                           cond_drop_prob=0.1 if stage == "masked" else 0.2).to_dict()
             train_generator(cfg, out + "/" + stage, progress=False, device="cpu")
 ''')

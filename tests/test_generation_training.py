@@ -27,7 +27,7 @@ from free3d.training.lifting import make_config, train
 TINY_VQ = {"width": 32, "code_dim": 16, "num_layers": 3, "codebook_size": 32, "depth": 2,
            "dropout": 0.0, "quantize_dropout": 0.2, "sample_temperature": 0.5, "down": 2}
 TINY_TF = dict(num_tokens=32, num_quantizers=3, code_dim=16, latent_dim=32, num_layers=1, num_heads=2,
-               ff_dim=64, text_dim=384)
+               ff_dim=64, text_dim=768)  # minilm-sided
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,17 @@ def test_training_lowers_the_token_losses(model_dir):
         first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
         assert last < first, (stage, first, last)
         cfg = json.loads((model_dir / stage / "config.json").read_text())
-        assert cfg["text_encoder"] == {"name": "minilm", "dim": 384} and cfg["train"]["stage"] == stage
+        assert cfg["text_encoder"] == {"name": "minilm-sided", "dim": 768} and cfg["train"]["stage"] == stage
+
+
+def test_a_transformer_sized_for_another_text_encoder_is_one_clear_error(model_dir, procedural_dataset,
+                                                                          tmp_path):
+    cfg = make_generator_config("masked", procedural_dataset, model_dir / "mlrq", iters=2, batch_size=4)
+    cfg.arch = transformer_preset("cpu", **{**TINY_TF, "text_dim": 384}).to_dict()  # plain MiniLM's width
+    with pytest.raises(ValueError, match=r"text_dim 384 does not match the text encoder 'minilm-sided' "
+                                         r"\(768-d\)"):
+        train_generator(cfg, tmp_path / "masked", progress=False)
+    assert not (tmp_path / "masked").exists()
 
 
 def _log(run):
@@ -131,7 +141,7 @@ def test_masked_loss_only_scores_masked_positions():
     model = MaskedTransformer(transformer_preset("cpu", **TINY_TF))
     codes = torch.randint(32, (4, 12, 3))
     lengths = torch.tensor([12, 10, 5, 1])
-    loss, logs = masked_token_loss(model, codes, lengths, torch.randn(4, 384),
+    loss, logs = masked_token_loss(model, codes, lengths, torch.randn(4, 768),
                                    torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and 0 <= logs["acc"] <= 1
     loss.backward()
@@ -145,7 +155,7 @@ def test_residual_layers_are_biased_low_and_in_range():
     assert counts[1] > counts[2] > counts[3] > counts[4] > counts[5] > 0
     model = ResidualTransformer(transformer_preset("cpu", **TINY_TF))
     codes = torch.randint(32, (3, 8, 3))
-    loss, _ = residual_token_loss(model, codes, torch.tensor([8, 8, 3]), torch.randn(3, 384),
+    loss, _ = residual_token_loss(model, codes, torch.tensor([8, 8, 3]), torch.randn(3, 768),
                                   torch.Generator().manual_seed(1))
     assert torch.isfinite(loss)
 

@@ -42,8 +42,8 @@ def test_flattened_limbs_get_their_lengths_and_keep_hands_and_feet(name):
     flat = shrink_in_depth(walk(name), 0.6)
     assert np.abs(bones(flat, name) - s.bone_lengths()).max() > 0.02  # the decoder's wandering lengths
     fixed = with_bone_lengths(flat, s)
-    np.testing.assert_allclose(bones(fixed, name), np.broadcast_to(s.bone_lengths(), bones(fixed, name).shape),
-                               atol=1e-9)
+    lengths = bones(fixed, name)
+    np.testing.assert_allclose(lengths, np.broadcast_to(s.bone_lengths(), lengths.shape), atol=1e-9)
     # each wrist and ankle is where it was relative to its shoulder or hip
     for upper, end in (("left_hip", "left_ankle"), ("right_hip", "right_ankle"),
                        ("left_shoulder", "left_wrist"), ("right_shoulder", "right_wrist")):

@@ -68,7 +68,7 @@ class GeneratorTrainConfig:
     mlrq: str  # run folder of the trained ML-RQ whose tokens are modelled
     preset: str = "cpu"
     arch: dict = field(default_factory=dict)  # TransformerConfig fields (masked / residual)
-    text_encoder: str = "minilm"
+    text_encoder: str = "minilm-sided"  # left and right made loud (free3d.text.encoders)
     iters: int = 4000
     batch_size: int = 64
     lr: float = 2e-4
@@ -432,6 +432,9 @@ def train_generator(cfg: GeneratorTrainConfig, out: str | Path, *, progress: boo
         cfg.arch = transformer_preset(
             cfg.preset, num_tokens=lifter.arch.codebook_size, num_quantizers=lifter.arch.num_layers,
             text_dim=encoder.dim, cond_drop_prob=COND_DROP[cfg.stage]).to_dict()
+    if cfg.stage != "length" and cfg.arch.get("text_dim", encoder.dim) != encoder.dim:
+        raise ValueError(f"the transformer's text_dim {cfg.arch['text_dim']} does not match the text "
+                         f"encoder {encoder.name!r} ({encoder.dim}-d)")
     run_config = {"free3d_version": __version__, "train": cfg.to_dict(),
                   "dataset": {"path": str(cfg.data), "skeleton": skeleton.name, "source": meta.get("source")},
                   "text_encoder": {"name": encoder.name, "dim": encoder.dim}}
