@@ -5,10 +5,9 @@ The ML-RQ decodes limbs whose lengths wander over a clip: a shin leaning in dept
 out short, because the lifter's depth is flattened. Giving every bone its length by
 scaling it along its own direction moves each bone's far end by however short it was,
 so a foot's path gains a wobble that the motion never had: in generated walks the
-planted foot then slides more (``benchmarks/generation_checks.py``, docs/results.md,
-stop 24). Animation tools fix lengths the other way round: the ends of the limbs, which
-touch the floor and carry a gesture, stay; the elbow and knee move to make the lengths
-right (two-bone IK).
+planted foot then slid more (docs/results.md, stop 24). Animation tools fix lengths
+the other way round: the ends of the limbs, which touch the floor and carry a gesture,
+stay; the elbow and knee move to make the lengths right (two-bone IK).
 """
 
 from __future__ import annotations
@@ -76,8 +75,9 @@ def with_bone_lengths(raw: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     lengths, parents = skeleton.bone_lengths(), skeleton.parents
     out = raw.copy()
     _chain_down(out, raw, list(range(1, skeleton.num_joints)), parents, lengths)
+    # the way the body faces, in whatever frame it is given (the decoder's is a camera's)
     hips = out[:, skeleton.index("left_hip")] - out[:, skeleton.index("right_hip")]
-    forward = np.cross(hips, [0.0, 1.0, 0.0])
+    forward = np.cross(hips, out[:, skeleton.index("neck")] - out[:, skeleton.index("pelvis")])
     for chain, bend in LIMB_CHAINS:
         upper, middle, end = (skeleton.index(r) for r in chain)
         if parents[end] != middle or parents[middle] != upper:
