@@ -146,8 +146,9 @@ def test_downloads_are_the_exporters_files(client, generated):
 def test_same_request_same_motions(client, generated):
     again = client.post("/api/generate", json={"prompts": ["a person jumps"], "seconds": 2.5, "seed": 4})
     assert again.status_code == 200
-    # float rounding differs with the batch; IK near a straight knee turns it into up to 0.1 mm
-    np.testing.assert_allclose(again.json()["results"][0]["joints"], generated[3]["joints"], atol=1e-4)
+    # float rounding differs with the batch, IK near a straight knee turns it into up to 0.1 mm,
+    # and joints travel rounded to the millimetre: one rounding step apart at most
+    np.testing.assert_allclose(again.json()["results"][0]["joints"], generated[3]["joints"], atol=1.01e-3)
 
 
 @pytest.mark.parametrize("body, message", [
