@@ -13,8 +13,9 @@
   walk-turn-left/right clips, which fixes the sign convention.
 - Grounding (issue 13): for walking and running prompts worded unlike the training
   captions, 4 s each, the medians of :func:`free3d.evaluation.physics.clip_physics`
-  (root drift, planted-foot height, skating), as the model made them and with
-  :mod:`free3d.foot_lock`; and for "walks backwards" prompts, the
+  (root drift, hover, planted-foot height, skating), as decoded (not grounded), as
+  ``generate`` returns them (each frame on the floor, :mod:`free3d.grounding`) and with
+  :mod:`free3d.foot_lock` too; and for "walks backwards" prompts, the
   distance travelled along the first-frame facing (negative = backwards).
 """
 
@@ -28,6 +29,7 @@ import torch
 from free3d import Free3D
 from free3d.evaluation.physics import clip_physics
 from free3d.foot_lock import lock_feet
+from free3d.grounding import ground
 from free3d.representation import facing_direction, heading_angle
 
 # worded unlike the training captions (free3d.data.captions builds those from labels)
@@ -81,15 +83,19 @@ def main() -> None:
         print(f"{prompt!r}: travel vs facing |angle| median {np.median(np.abs(angle)):.0f} deg, "
               f"within 45 deg in {(np.abs(angle) <= 45).sum()}/{len(angle)}; "
               f"distance median {np.median(dist):.1f} m")
+    model.ground = False  # for the decoder's own vertical path; grounded below as generate does
     raw = [m.joints for m in model.generate(list(GROUNDING_PROMPTS), seconds=4, seed=0,
                                             num_samples=args.samples, foot_lock=False)]
-    for label, clips in (("model's own", raw), ("feet locked", [lock_feet(j, sk) for j in raw])):
+    model.ground = True
+    grounded = [ground(j) for j in raw]
+    for label, clips in (("not grounded", raw), ("model's own", grounded),
+                         ("feet locked", [lock_feet(j, sk) for j in grounded])):
         grounding = [clip_physics(j, sk) for j in clips]
         med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
         drift = np.median([abs(g["root_drift_m"]) for g in grounding])
         print(f"walks and runs ({len(grounding)} motions, {label}): root drift median "
               f"{med['root_drift_m']:+.3f} m (|drift| {drift:.3f}), root height "
-              f"{med['root_height_m']:.2f} m, planted-foot height "
+              f"{med['root_height_m']:.2f} m, hover {med['hover_m']:.3f} m, planted-foot height "
               f"{med['contact_height_m']:.3f} m, skating {med['skating_m_s']:.2f} m/s")
     back = model.generate(list(BACKWARDS_PROMPTS), seconds=4, seed=0, num_samples=args.samples)
     along = np.array([m.joints[-1, 0, 2] - m.joints[0, 0, 2] for m in back])  # +Z: first facing

@@ -34,6 +34,7 @@ from .data.canonical import FPS, MAX_FRAMES, MIN_FRAMES, upright_transform
 from .data.single_view import CANONICAL_CAMERA, project_clip
 from .device import resolve_device, tf32_scope
 from .foot_lock import lock_feet
+from .grounding import ground
 from .ik import with_bone_lengths
 from .models.autoencoders import MotionLifter
 from .models.length_estimator import LengthEstimator
@@ -67,7 +68,8 @@ class Motion:
     text: str
     seed: int
     codes: np.ndarray  # (ceil(T / 4), L) ML-RQ tokens it decodes from (what edit() starts from)
-    frame: tuple[np.ndarray, np.ndarray]  # (A, t): joints = decoded @ A.T + t (before foot locking)
+    # (A, t): joints = decoded @ A.T + t, before grounding and foot locking
+    frame: tuple[np.ndarray, np.ndarray]
     fps: float = FPS
 
     @property
@@ -150,12 +152,15 @@ class Free3D:
     ``tf32``), on the CPU bf16 where the CPU computes it natively, else fp32.
     ``fix_bone_lengths``: decoded bodies get the skeleton's bone lengths, each hand and
     foot kept where the decoder put it (:func:`free3d.ik.with_bone_lengths`).
+    ``ground``: every decoded frame is stood on the floor, not only the lowest one
+    (:func:`free3d.grounding.ground`); False keeps the decoder's own vertical path.
     """
 
     def __init__(self, *, lifter: MotionLifter, masked: MaskedTransformer, residual: ResidualTransformer,
                  length_estimator: LengthEstimator, text_encoder: TextEncoder,
                  sampling: SamplingConfig | None = None, precision: str = "auto",
-                 fix_bone_lengths: bool = True, device: str | torch.device = "auto") -> None:
+                 fix_bone_lengths: bool = True, ground: bool = True,
+                 device: str | torch.device = "auto") -> None:
         if masked.config.num_tokens != lifter.arch.codebook_size or \
                 residual.config.num_quantizers != lifter.arch.num_layers:
             raise ValueError("the transformers were built for another ML-RQ (codebook size or layers differ)")
@@ -179,6 +184,7 @@ class Free3D:
         self.text_encoder, self.skeleton = text_encoder, lifter.skeleton
         self.sampling = sampling or SamplingConfig()
         self.precision, self.fix_bone_lengths = precision, fix_bone_lengths  # the resolved precision
+        self.ground = ground
 
     # ----------------------------------------------------------------------------- loading
 
@@ -259,7 +265,7 @@ class Free3D:
         for (p, k), raw, f, c, n in zip(rows, raws, row_frames, codes, tokens):
             raw = raw[:f]
             rot, t = upright_transform(raw, self.skeleton)
-            joints = raw @ rot.T + t
+            joints = self._grounded(raw @ rot.T + t)
             if foot_lock:
                 joints = lock_feet(joints, self.skeleton)
             motions.append(Motion(joints, self.skeleton, texts[p], seed + k, c[:n].numpy(), (rot, t)))
@@ -325,7 +331,7 @@ class Free3D:
                                          torch.from_numpy(limbs)[None].to(self.device))
             raw = self._decode(codes, torch.tensor([codes.shape[1]]))[0][:len(trajectory)]
         rot, t = upright_transform(raw, self.skeleton)
-        return raw @ rot.T + t
+        return self._grounded(raw @ rot.T + t)
 
     def edit(self, motion: Motion | np.ndarray, start_s: float, end_s: float, text: str, *,
              seed: int = 0, **sampling) -> Motion:
@@ -367,7 +373,8 @@ class Free3D:
             emb = self.encode_text([text])
             new_codes = self._sample(emb, tokens, gen, config, known=known)
             raw = self._decode(new_codes, tokens)[0][:n_frames]
-        new = raw @ frame[0].T + frame[1]
+        # levelled frame by frame but left at its height: the joins below meet the kept frames
+        new = self._grounded(raw @ frame[0].T + frame[1], keep_level=True)
         out = joints.copy()
         out[f0:f1] = _join(joints, new, f0, f1)
         return Motion(out, self.skeleton, text, seed, new_codes[0].numpy(), frame)
@@ -392,6 +399,14 @@ class Free3D:
         if not np.isfinite(joints).all():
             raise ValueError("motion has NaN or infinite joint positions")
         return joints
+
+    def _grounded(self, joints: np.ndarray, *, keep_level: bool = False) -> np.ndarray:
+        """An upright decoded clip with each frame on the floor, when ``ground`` is on
+        (``keep_level``: on the floor's lowest height in the clip, not at y = 0)."""
+        if not self.ground:
+            return joints
+        out = ground(joints)
+        return out + np.array([0.0, (joints - out)[:, 0, 1].min(), 0.0]) if keep_level else out
 
     def _sampling_config(self, overrides: dict) -> SamplingConfig:
         unknown = sorted(set(overrides) - set(self.sampling.to_dict()))

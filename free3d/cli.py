@@ -234,7 +234,8 @@ def _generate(args: argparse.Namespace) -> None:
     names = [f"{output_stem(p, t, args.seed + k)}.{fmt}" for p, (t, _) in enumerate(prompts)
              for k in range(n) for fmt in per_motion] + [HTML_NAME] * ("html" in formats)
     check_output_dir(args.out, names, overwrite=args.overwrite)
-    model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device)
+    model = Free3D.from_pretrained(args.model, precision=args.precision, device=args.device,
+                                   ground=not args.no_ground)
     model.check_batch(n, max(frames), label=f"--num-samples {n}")  # the limit follows from free memory
 
     # whole prompts per batch, each batch saved as it finishes: a kill keeps what was done
@@ -427,7 +428,6 @@ def _eval_physics(args: argparse.Namespace) -> None:
     from .data.motion2d import load_clip2d
     from .data.prepared import read_captions, read_meta, read_records
     from .evaluation.physics import TABLE_HEADER, clip_physics, format_rows, summarize
-    from .foot_lock import lock_feet
     from .skeleton import get_skeleton
 
     models = labelled(args.model, "--model")
@@ -448,23 +448,22 @@ def _eval_physics(args: argparse.Namespace) -> None:
     if args.real:
         sources.append(("real", [load_motion3d(args.data, r.id) for r in records]))
     for label, path in models.items():
-        model = Free3D.from_pretrained(path, precision=args.precision, device=args.device)
+        # decoded without grounding, grounded here: both rows come from the same samples
+        model = Free3D.from_pretrained(path, precision=args.precision, device=args.device, ground=False)
         captions = [read_captions(args.data, r.id)[0] for r in records]
         motions = []
         for i in tqdm(range(0, len(records), 32), desc=f"generating ({label})", disable=args.quiet):
             got = model.generate(captions[i:i + 32], [r.frames / FPS for r in records[i:i + 32]],
                                  seed=args.seed + i, foot_lock=False)
             motions += [m.joints for m in got]
-        sources.append((label, motions))
-        sources.append((f"{label}, feet locked", [lock_feet(m, skeleton) for m in motions]))
+        sources += _physics_rows(label, motions, skeleton)
     for label, path in recon.items():
-        model = Free3D.from_pretrained(path, device=args.device)
+        model = Free3D.from_pretrained(path, device=args.device, ground=False)
         motions = []
         for r in tqdm(records, desc=f"lifting ({label})", disable=args.quiet):
             clip = load_clip2d(args.data, r.id)
             motions.append(model.reconstruct(clip.trajectory, clip.limbs))
-        sources.append((label, motions))
-        sources.append((f"{label}, feet locked", [lock_feet(m, skeleton) for m in motions]))
+        sources += _physics_rows(label, motions, skeleton)
     lines, results = [TABLE_HEADER], {}
     for label, motions in sources:
         summary = summarize([clip_physics(m, skeleton) for m in motions], groups)
@@ -473,6 +472,17 @@ def _eval_physics(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _physics_rows(label: str, ungrounded: list, skeleton) -> list[tuple[str, list]]:
+    """A model's rows of ``eval physics``: its decoded vertical path as it came, then as
+    ``generate`` returns it (each frame on the floor), then with the feet locked too."""
+    from .foot_lock import lock_feet
+    from .grounding import ground
+
+    grounded = [ground(m) for m in ungrounded]
+    return [(f"{label}, not grounded", ungrounded), (label, grounded),
+            (f"{label}, feet locked", [lock_feet(m, skeleton) for m in grounded])]
 
 
 def _eval_generation(args: argparse.Namespace) -> None:
@@ -803,6 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None, help="model folder (default: the bundled cpu model)")
     q.add_argument("--no-foot-lock", action="store_true",
                    help="keep the model's own feet (default: planted feet are pinned to the floor)")
+    q.add_argument("--no-ground", action="store_true",
+                   help="keep the decoder's own vertical path, whose floor is its lowest frame's "
+                        "(default: every frame stands on the floor; free3d.grounding)")
     q.add_argument("--guidance", type=float, help="masked transformer guidance scale (default 4)")
     q.add_argument("--residual-guidance", type=float, help="residual transformer guidance (default 5)")
     q.add_argument("--iterations", type=int, help="unmasking iterations (default 10)")

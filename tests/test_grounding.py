@@ -324,3 +324,43 @@ def test_remove_floor_slope_levels_a_sinking_walk_and_keeps_the_body_upright():
     in_place = walk(batch=1, speed=0.0)[0].numpy()
     np.testing.assert_allclose(remove_floor_slope(in_place, S)[..., 1],
                                in_place[..., 1] - in_place[..., 1].min(), atol=1e-9)
+
+
+def test_ground_stands_every_frame_of_a_hovering_walk_on_the_floor_and_keeps_a_jump():
+    from free3d.evaluation.physics import clip_physics
+    from free3d.grounding import floor_heights, ground
+
+    level = walk(frames=80, batch=1)[0].numpy()
+    np.testing.assert_allclose(ground(level), level, atol=1e-12)  # already on the floor: unchanged
+
+    # a decoder's vertical path: the body bobs 12 cm up and down over the clip and dips
+    # to the floor only in its last frames (so standing it on its lowest frame hovers)
+    t = np.arange(80) / 20.0
+    hovering = level.copy()
+    hovering[..., 1] += (0.08 + 0.04 * np.sin(2 * np.pi * t / 4.0) - 0.08 * (t > 3.7))[:, None]
+    assert clip_physics(hovering, S)["hover_m"] > 0.05
+    grounded = ground(hovering)
+    assert clip_physics(grounded, S)["hover_m"] < 0.02  # the floor follows the bob within a window
+    assert grounded[..., 1].min(1).min() > -1e-12  # nothing under the floor
+    # the pose in each frame is only moved vertically
+    np.testing.assert_allclose(grounded - grounded[:, :1], hovering - hovering[:, :1], atol=1e-12)
+    assert np.allclose(grounded[..., [0, 2]], hovering[..., [0, 2]])
+
+    # a jump: 0.3 s off the floor, 30 cm up at its top; its height survives grounding
+    jump = level.copy()
+    flight = np.clip(1 - np.abs(t - 2.0) / 0.15, 0, None) * 0.3
+    jump[..., 1] += flight[:, None]
+    assert ground(jump)[40, 0, 1] - level[40, 0, 1] > 0.25
+    assert floor_heights(jump).shape == (80,)
+
+
+def test_a_generated_motion_is_its_decoded_path_grounded():
+    from free3d.grounding import ground
+    from test_generation import tiny_model
+
+    grounded, raw = tiny_model(), tiny_model()
+    raw.ground = False
+    a = grounded.generate("a person walks", seconds=3, seed=2, foot_lock=False)[0].joints
+    b = raw.generate("a person walks", seconds=3, seed=2, foot_lock=False)[0].joints
+    np.testing.assert_allclose(a, ground(b), atol=1e-9)
+    assert abs(a[..., 1].min()) < 1e-9 and np.median(a[..., 1].min(1)) < np.median(b[..., 1].min(1))

@@ -6,6 +6,9 @@ whatever made them: real mocap, generated, or lifted from 2D. Per clip:
 - ``root_drift_m``: the root's height over the last 0.5 s minus over the first 0.5 s
   (a walk that rises into the air drifts up; real clips drift about 0).
 - ``root_height_m``: the root's mean height (real Bandai-Namco hips: about 0.9 m).
+- ``hover_m``: the lowest joint's height in the median frame. Real clips touch the floor
+  in nearly every frame (about 0); a body hovering over the floor does not, even where
+  its feet are never still enough to count as planted.
 - ``contact_height_m``: how high a foot is while it is planted. A foot is planted when
   its lowest joint (ankle or toe) moves slower than ``contact_speed`` m/s horizontally;
   its height is that joint's height above the floor. A body floating over the floor plants its
@@ -29,7 +32,7 @@ import numpy as np
 from ..data.canonical import FPS, check_clip
 from ..skeleton import Skeleton
 
-METRICS = ("root_drift_m", "root_height_m", "contact_height_m", "skating_m_s", "penetration_m")
+METRICS = ("root_drift_m", "root_height_m", "hover_m", "contact_height_m", "skating_m_s", "penetration_m")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def clip_physics(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
     return {
         "root_drift_m": float(root_y[-edge:].mean() - root_y[:edge].mean()),
         "root_height_m": float(root_y.mean()),
+        "hover_m": float(np.median(joints[..., 1].min(1))),
         "contact_height_m": float(planted.mean()) if planted.size else float("nan"),
         "skating_m_s": float(sliding.mean()) if sliding.size else float("nan"),
         "penetration_m": float(np.maximum(0.0, -joints[..., 1].min(1)).mean()),
@@ -89,10 +93,10 @@ def summarize(clips: list[dict[str, float]], groups: list[str]) -> dict[str, dic
 
 def format_rows(name: str, summary: dict[str, dict[str, float]]) -> list[str]:
     return [f"| {name} | {g} | {r['clips']} | {r['root_drift_m']:+.3f} | {r['abs_root_drift_m']:.3f} | "
-            f"{r['root_height_m']:.2f} | {r['contact_height_m']:.3f} | {r['skating_m_s']:.3f} | "
-            f"{r['penetration_m']:.3f} |" for g, r in summary.items()]
+            f"{r['root_height_m']:.2f} | {r['hover_m']:.3f} | {r['contact_height_m']:.3f} | "
+            f"{r['skating_m_s']:.3f} | {r['penetration_m']:.3f} |" for g, r in summary.items()]
 
 
 TABLE_HEADER = ("| motion | content | clips | root drift (m) | abs. root drift (m) | root height (m) "
-                "| planted-foot height (m) | skating (m/s) | penetration (m) |\n"
-                "|---|---|---|---|---|---|---|---|---|")
+                "| hover (m) | planted-foot height (m) | skating (m/s) | penetration (m) |\n"
+                "|---|---|---|---|---|---|---|---|---|---|")

@@ -4,7 +4,8 @@ The keypoints are normalised like the training 2D (:func:`free3d.keypoints.prepa
 lifted by the ML-RQ (:func:`free3d.evaluation.lift.lift_clip`), given one length per bone,
 stood upright (:func:`free3d.data.canonical.upright_transform`, without turning the body
 to level the floor) and put on a level floor by moving frames vertically
-(:func:`free3d.data.canonical.remove_floor_slope`; why: docs/lift.md).
+(:func:`free3d.data.canonical.remove_floor_slope`; why: docs/lift.md), and each frame
+stood on that floor (:func:`free3d.grounding.ground`).
 Outputs are written into a hidden scratch folder and moved into place at the end, so a
 failure leaves nothing behind.
 """
@@ -25,6 +26,7 @@ from ..checkpoints import load_autoencoder
 from ..data.canonical import remove_floor_slope, upright_transform
 from ..evaluation.lift import lift_clip
 from ..foot_lock import lock_feet
+from ..grounding import ground
 from ..keypoints import TARGET_FPS, Keypoints, prepare_2d
 from ..representation import to_free3d
 from ..skeleton import Skeleton
@@ -74,7 +76,7 @@ def lift_keypoints(kp: Keypoints, lifter, skeleton: Skeleton, *, foot_lock: bool
     # vertically, not by turning the body: on lifted training clips, turning it to level
     # the floor left it leaning more (mean error 5.0 against 3.7 degrees, docs/lift.md)
     rot, t = upright_transform(raw, skeleton, level_floor=False)
-    joints = remove_floor_slope(raw @ rot.T + t, skeleton)
+    joints = ground(remove_floor_slope(raw @ rot.T + t, skeleton))
     return LiftedMotion(lock_feet(joints, skeleton) if foot_lock else joints, xy, conf, skeleton,
                         feet_locked=foot_lock)
 
