@@ -133,8 +133,8 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: getattr(args, k, None) for k in (
         "iters", "finetune_iters", "batch_size", "window", "window_max", "seed", "lr", "representation",
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
-        "lambda_bone", "lambda_knee", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat", "init_from",
-        "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
+        "lambda_bone", "lambda_knee", "lambda_prop", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat",
+        "init_from", "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
         "grad_clip", "std_floor", "skip_spikes", "balance", "cycle_fixed_root")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
@@ -745,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--lambda-knee", type=float,
                            help="weight of Lknee, our addition: knees bend only backwards "
                                 "(free3d recipe: 10; paper: 0)")
+            q.add_argument("--lambda-prop", type=float,
+                           help="weight of Lprop, our addition: limbs keep the skeleton's "
+                                "proportions, scaled by each clip's spine (default 0)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "

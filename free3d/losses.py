@@ -107,6 +107,28 @@ def bone_length_loss(limbs3: Tensor, mask: Tensor | None = None) -> Tensor:
     return (var / mean.square().clamp_min(1e-8)).mean()
 
 
+def limb_proportion_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
+    """Lprop (our addition, not in the paper): limbs keep the body's proportions.
+
+    Lbone keeps each limb's length constant but leaves its size open, and a lift that
+    hedges between a limb's two depth signs shrinks it (the bundled ML-RQ's forearms are
+    0.6 of their length in its own 3D). Here each limb's 3D length is compared with the
+    skeleton's bone length, scaled per clip by the clip's own spine (pelvis to neck, the
+    part of the body nearest the image plane; no gradient through the scale): squared
+    relative error, averaged over limbs and frames. It reads no 3D motion, only the
+    skeleton's proportions, which the decoder's bone-length fix assumes anyway.
+    """
+    length = limbs3.norm(dim=-1)  # (B, T, K)
+    template = torch.as_tensor(skeleton.bone_lengths(), dtype=length.dtype, device=length.device)
+    spine, j = [], skeleton.index("neck")
+    while j != skeleton.index("pelvis"):
+        spine.append(j - 1)
+        j = skeleton.parents[j]
+    scale = (length[..., spine].sum(-1) / template[spine].sum()).detach().median(dim=1).values  # (B,)
+    err = (length / (scale[:, None, None] * template) - 1).square()
+    return _masked_mean(err, mask)
+
+
 def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skeleton
                  ) -> tuple[Tensor, Tensor]:
     """Rotate a predicted 3D motion by (B, 3, 3) rotations and project it like the data.

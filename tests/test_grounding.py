@@ -355,8 +355,9 @@ def test_ground_stands_every_frame_of_a_hovering_walk_on_the_floor_and_keeps_a_j
 
 
 def test_a_generated_motion_is_its_decoded_path_grounded():
-    from free3d.grounding import ground
     from test_generation import tiny_model
+
+    from free3d.grounding import ground
 
     grounded, raw = tiny_model(), tiny_model()
     raw.ground = False
@@ -364,3 +365,19 @@ def test_a_generated_motion_is_its_decoded_path_grounded():
     b = raw.generate("a person walks", seconds=3, seed=2, foot_lock=False)[0].joints
     np.testing.assert_allclose(a, ground(b), atol=1e-9)
     assert abs(a[..., 1].min()) < 1e-9 and np.median(a[..., 1].min(1)) < np.median(b[..., 1].min(1))
+
+
+def test_proportion_loss_is_zero_for_the_skeleton_at_any_size_and_flags_a_short_forearm():
+    from free3d.losses import limb_proportion_loss
+
+    rest = torch.from_numpy(S.rest_pose()).double().expand(2, 30, -1, -1)
+    _, limbs = to_free3d(rest, S)
+    assert limb_proportion_loss(limbs, S) < 1e-12
+    assert limb_proportion_loss(1.7 * limbs, S) < 1e-12  # the clip's spine sets its size
+    short = limbs.clone()
+    short[..., S.limb("left_wrist"), :] *= 0.6  # a forearm hedged between its depth signs
+    assert abs(float(limb_proportion_loss(short, S)) - 0.4 ** 2 / S.num_limbs) < 1e-9
+    short.requires_grad_(True)
+    limb_proportion_loss(short, S).backward()
+    grad = short.grad[..., S.limb("left_wrist"), :]
+    assert (grad * short.detach()[..., S.limb("left_wrist"), :]).sum() < 0  # pushed to lengthen

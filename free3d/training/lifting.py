@@ -34,6 +34,7 @@ from ..losses import (
     floor_loss,
     foot_skate_loss,
     knee_hinge_loss,
+    limb_proportion_loss,
     loss_2d,
     orientation_loss,
     view_prior_loss,
@@ -75,6 +76,7 @@ class TrainConfig:
     lambda_feat: float = 1.0
     lambda_bone: float = 0.0  # Lbone, our addition (losses.bone_length_loss); 0 = the paper
     lambda_knee: float = 0.0  # Lknee, our addition (losses.knee_hinge_loss); 0 = the paper
+    lambda_prop: float = 0.0  # Lprop, our addition (losses.limb_proportion_loss); 0 = the paper
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     lambda_cycle: float = 0.0  # Lcycle, our addition (losses.cycle_loss); 0 = the paper
     cycle_fixed_root: bool = False  # Lcycle does not move the first lift's root (cycle_loss)
@@ -406,6 +408,9 @@ class StageStep(nn.Module):
         if cfg.lambda_bone > 0:
             terms["lbone"] = bone_length_loss(out.limbs)
             total = total + cfg.lambda_bone * terms["lbone"]
+        if cfg.lambda_prop > 0:
+            terms["lprop"] = limb_proportion_loss(out.limbs, s)
+            total = total + cfg.lambda_prop * terms["lprop"]
         if cfg.lambda_knee > 0:
             terms["lknee"] = knee_hinge_loss(out.limbs, s)
             total = total + cfg.lambda_knee * terms["lknee"]
