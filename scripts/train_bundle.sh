@@ -46,16 +46,14 @@ free3d model assemble --mlrq "$RUNS/mlrq" --masked "$RUNS/masked" --residual "$R
 # evaluation (issue 5): the evaluator (the one model trained on 3D, like the 3D baseline)
 free3d train evaluator --data "$DATA" --out "$RUNS/evaluator"
 # the 3D-supervised generation baseline: MoMask's RVQ-VAE on 3D with the ML-RQ's budget,
-# then the same transformer recipe and budget as Free3D's (not bundled; for table 1)
-# (its rows in docs/results.md were measured before the cpu preset's dead-code threshold
-# became 0.15, before the transformers drew rare captions more often and before the
-# minilm-sided text encoder; not retrained since)
+# then the same transformer recipe, seeds and budget as Free3D's (not bundled; for table 1;
+# its row in docs/results.md "Stop 25" was trained with exactly these commands)
 free3d train rvq3d --data "$DATA" --out "$RUNS/rvq3d" --preset cpu --input-dim 3 --iters 5000 \
     --finetune-iters 1000 --dead-code-threshold 1
 OMP_NUM_THREADS=1 free3d train masked --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/masked3d" \
-    --iters 3000 --batch-size 32 --balance 0 --text-encoder minilm-sided --quiet & masked=$!
+    --iters 3000 --batch-size 32 --text-encoder minilm-sided --seed 1 --quiet & masked=$!
 OMP_NUM_THREADS=1 free3d train residual --data "$DATA" --mlrq "$RUNS/rvq3d" --out "$RUNS/residual3d" \
-    --iters 3000 --batch-size 32 --balance 0 --text-encoder minilm-sided --quiet & residual=$!
+    --iters 3000 --batch-size 32 --text-encoder minilm-sided --quiet & residual=$!
 wait "$masked"; wait "$residual"  # a failed stage stops the script
 # lengths depend on the text only: the 2D-trained length estimator serves both
 free3d model assemble --mlrq "$RUNS/rvq3d" --masked "$RUNS/masked3d" --residual "$RUNS/residual3d" \
