@@ -746,8 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="weight of Lknee, our addition: knees bend only backwards "
                                 "(free3d recipe: 10; paper: 0)")
             q.add_argument("--lambda-prop", type=float,
-                           help="weight of Lprop, our addition: limbs keep the skeleton's "
-                                "proportions, scaled by each clip's spine (default 0)")
+                           help="weight of Lprop, our addition: limbs have the skeleton's "
+                                "lengths, in the torso-normalised units of the 2D (default 0)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "

@@ -108,25 +108,21 @@ def bone_length_loss(limbs3: Tensor, mask: Tensor | None = None) -> Tensor:
 
 
 def limb_proportion_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
-    """Lprop (our addition, not in the paper): limbs keep the body's proportions.
+    """Lprop (our addition, not in the paper): limbs have the skeleton's lengths.
 
     Lbone keeps each limb's length constant but leaves its size open, and a lift that
     hedges between a limb's two depth signs shrinks it (the bundled ML-RQ's forearms are
-    0.6 of their length in its own 3D). Here each limb's 3D length is compared with the
-    skeleton's bone length, scaled per clip by the clip's own spine (pelvis to neck, the
-    part of the body nearest the image plane; no gradient through the scale): squared
-    relative error, averaged over limbs and frames. It reads no 3D motion, only the
-    skeleton's proportions, which the decoder's bone-length fix assumes anyway.
+    0.6 of their length in its own 3D). The 2D data are normalised to the skeleton's
+    torso length, so in the lift's units every limb should have the skeleton's length
+    (the true 3D of the Bandai-Namco clips: 1.01 to 1.03 times it, the torso leaning in
+    depth a little). Squared relative error, averaged over limbs and frames. It reads
+    no 3D motion, only the skeleton's proportions, which decoding assumes anyway
+    (:func:`free3d.ik.with_bone_lengths`). (A per-clip scale taken from the lift's own
+    spine let the lifter grow whole runs to 1.6 times their size; docs/results.md.)
     """
     length = limbs3.norm(dim=-1)  # (B, T, K)
     template = torch.as_tensor(skeleton.bone_lengths(), dtype=length.dtype, device=length.device)
-    spine, j = [], skeleton.index("neck")
-    while j != skeleton.index("pelvis"):
-        spine.append(j - 1)
-        j = skeleton.parents[j]
-    scale = (length[..., spine].sum(-1) / template[spine].sum()).detach().median(dim=1).values  # (B,)
-    err = (length / (scale[:, None, None] * template) - 1).square()
-    return _masked_mean(err, mask)
+    return _masked_mean((length / template - 1).square(), mask)
 
 
 def project_view(traj3: Tensor, limbs3: Tensor, rotation: Tensor, skeleton: Skeleton
