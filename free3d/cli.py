@@ -747,7 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(free3d recipe: 10; paper: 0)")
             q.add_argument("--lambda-prop", type=float,
                            help="weight of Lprop, our addition: limbs have the skeleton's "
-                                "lengths, in the torso-normalised units of the 2D (default 0)")
+                                "lengths, in the torso-normalised units of the 2D (free3d "
+                                "recipe: 10; paper: 0)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "

@@ -154,7 +154,7 @@ PRESET_TRAINING = {
 RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
-               "lambda_bone": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
+               "lambda_bone": 10.0, "lambda_prop": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
                "skip_spikes": 5.0, "std_floor": 0.25, "balance": 0.5, "cycle_fixed_root": True},
 }
 
