@@ -4,7 +4,7 @@ An output stage for upright clips (metres, Y up). Standing a decoded clip up put
 lowest point of all frames on the floor (:func:`free3d.data.canonical.upright_transform`).
 A decoder's vertical trajectory is its least reliable part (in single-view 2D, height and
 depth mix through the camera's elevation), and one frame that dips, often the last few
-of a generated clip, then leaves every other frame hovering: the bundled model's walks
+of a generated clip, then leaves every other frame hovering: the stop-24 bundle's walks
 had their lowest joint 4 to 17 cm above the floor in the median frame (docs/results.md,
 "Stop 25").
 

@@ -111,7 +111,7 @@ def limb_proportion_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None
     """Lprop (our addition, not in the paper): limbs have the skeleton's lengths.
 
     Lbone keeps each limb's length constant but leaves its size open, and a lift that
-    hedges between a limb's two depth signs shrinks it (the bundled ML-RQ's forearms are
+    hedges between a limb's two depth signs shrinks it (the stop-22 ML-RQ's forearms are
     0.6 of their length in its own 3D). The 2D data are normalised to the skeleton's
     torso length, so in the lift's units every limb should have the skeleton's length
     (the true 3D of the Bandai-Namco clips: 1.01 to 1.03 times it, the torso leaning in

@@ -1,4 +1,4 @@
-"""Lcycle, Lfloor, Lskate and the floor-levelling upright estimate, on hand-built cases."""
+"""Lcycle, Lfloor, Lskate, Lprop, grounding and the floor-levelling upright estimate, on hand-built cases."""
 
 import math
 
