@@ -27,9 +27,7 @@ import numpy as np
 import torch
 
 from free3d import Free3D
-from free3d.evaluation.physics import clip_physics
-from free3d.foot_lock import lock_feet
-from free3d.grounding import ground
+from free3d.evaluation.physics import clip_physics, output_stage_rows
 from free3d.representation import facing_direction, heading_angle
 
 # worded unlike the training captions (free3d.data.captions builds those from labels)
@@ -87,9 +85,7 @@ def main() -> None:
     raw = [m.joints for m in model.generate(list(GROUNDING_PROMPTS), seconds=4, seed=0,
                                             num_samples=args.samples, foot_lock=False)]
     model.ground = True
-    grounded = [ground(j) for j in raw]
-    for label, clips in (("not grounded", raw), ("model's own", grounded),
-                         ("feet locked", [lock_feet(j, sk) for j in grounded])):
+    for label, clips in output_stage_rows("model's own", raw, sk):
         grounding = [clip_physics(j, sk) for j in clips]
         med = {k: np.nanmedian([g[k] for g in grounding]) for k in grounding[0]}
         drift = np.median([abs(g["root_drift_m"]) for g in grounding])

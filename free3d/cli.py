@@ -427,7 +427,7 @@ def _eval_physics(args: argparse.Namespace) -> None:
     from .data.ground_truth import load_motion3d
     from .data.motion2d import load_clip2d
     from .data.prepared import read_captions, read_meta, read_records
-    from .evaluation.physics import TABLE_HEADER, clip_physics, format_rows, summarize
+    from .evaluation.physics import TABLE_HEADER, clip_physics, format_rows, output_stage_rows, summarize
     from .skeleton import get_skeleton
 
     models = labelled(args.model, "--model")
@@ -456,14 +456,14 @@ def _eval_physics(args: argparse.Namespace) -> None:
             got = model.generate(captions[i:i + 32], [r.frames / FPS for r in records[i:i + 32]],
                                  seed=args.seed + i, foot_lock=False)
             motions += [m.joints for m in got]
-        sources += _physics_rows(label, motions, skeleton)
+        sources += output_stage_rows(label, motions, skeleton)
     for label, path in recon.items():
         model = Free3D.from_pretrained(path, device=args.device, ground=False)
         motions = []
         for r in tqdm(records, desc=f"lifting ({label})", disable=args.quiet):
             clip = load_clip2d(args.data, r.id)
             motions.append(model.reconstruct(clip.trajectory, clip.limbs))
-        sources += _physics_rows(label, motions, skeleton)
+        sources += output_stage_rows(label, motions, skeleton)
     lines, results = [TABLE_HEADER], {}
     for label, motions in sources:
         summary = summarize([clip_physics(m, skeleton) for m in motions], groups)
@@ -472,17 +472,6 @@ def _eval_physics(args: argparse.Namespace) -> None:
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _physics_rows(label: str, ungrounded: list, skeleton) -> list[tuple[str, list]]:
-    """A model's rows of ``eval physics``: its decoded vertical path as it came, then as
-    ``generate`` returns it (each frame on the floor), then with the feet locked too."""
-    from .foot_lock import lock_feet
-    from .grounding import ground
-
-    grounded = [ground(m) for m in ungrounded]
-    return [(f"{label}, not grounded", ungrounded), (label, grounded),
-            (f"{label}, feet locked", [lock_feet(m, skeleton) for m in grounded])]
 
 
 def _eval_generation(args: argparse.Namespace) -> None:

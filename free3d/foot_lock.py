@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.canonical import FPS, check_clip
+from .grounding import smooth_upper
 from .ik import SIDES, descendants, two_bone_ik
 from .skeleton import Skeleton
 
@@ -158,7 +159,7 @@ def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
         flat = np.linalg.norm((want - joints[:, hip])[:, [0, 2]], axis=-1)
         below = np.sqrt(np.maximum(reach ** 2 - flat ** 2, 0.0))
         drop = np.maximum(drop, joints[:, hip, 1] - want[:, 1] - below)
-    drop = _smooth_upper(np.maximum(drop, 0.0), config.blend_frames)
+    drop = smooth_upper(np.maximum(drop, 0.0), config.blend_frames)
     out = joints.copy()
     out[..., 1] -= drop[:, None]
     left_hip, right_hip = joints[:, legs[0][0]], joints[:, legs[1][0]]
@@ -177,17 +178,5 @@ def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
     # by as much as it sank, easing in and out over the blend (never more than it sank)
     sunk = np.maximum(-out[..., 1].min(1), 0.0)
     if sunk.any():
-        out[..., 1] += _smooth_upper(sunk, config.blend_frames)[:, None]
+        out[..., 1] += smooth_upper(sunk, config.blend_frames)[:, None]
     return out
-
-
-def _smooth_upper(x: np.ndarray, width: int) -> np.ndarray:
-    """A smooth curve at or above ``x``: the running maximum over +-width frames, then a
-    moving average over the same window (which cannot fall below x at its peaks' cores)."""
-    if width < 1:
-        return x
-    pad = np.pad(x, width, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(pad, 2 * width + 1)
-    high = windows.max(-1)
-    high_pad = np.pad(high, width, mode="edge")
-    return np.maximum(np.lib.stride_tricks.sliding_window_view(high_pad, 2 * width + 1).mean(-1), x)

@@ -34,12 +34,19 @@ def floor_heights(joints: np.ndarray, *, fps: float = FPS, window_s: float = WIN
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[-1] != 3 or len(joints) < 1:
         raise ValueError(f"expected an upright clip (T, J, 3); got {joints.shape}")
-    half = max(0, round(window_s * fps / 2))
-    lowest = joints[..., 1].min(1)
-    if half == 0:
-        return lowest
-    lows = sliding_window_view(np.pad(lowest, half, mode="edge"), 2 * half + 1).min(-1)
-    return sliding_window_view(np.pad(lows, half, mode="edge"), 2 * half + 1).mean(-1)
+    # the lower envelope is the upper envelope of the negated curve
+    return -smooth_upper(-joints[..., 1].min(1), max(0, round(window_s * fps / 2)))
+
+
+def smooth_upper(x: np.ndarray, width: int) -> np.ndarray:
+    """A smooth curve at or above ``x`` (T,): the running maximum over +-width frames, then a
+    moving average over the same window (each maximum it averages covers the frame, so it
+    never falls below x). Shared with :mod:`free3d.foot_lock`'s lowering of the body."""
+    if width < 1:
+        return x
+    pad = np.pad(x, width, mode="edge")
+    high = sliding_window_view(pad, 2 * width + 1).max(-1)
+    return np.maximum(sliding_window_view(np.pad(high, width, mode="edge"), 2 * width + 1).mean(-1), x)
 
 
 def ground(joints: np.ndarray, *, fps: float = FPS, window_s: float = WINDOW_S) -> np.ndarray:

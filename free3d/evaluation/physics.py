@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.canonical import FPS, check_clip
+from ..foot_lock import lock_feet
+from ..grounding import ground
 from ..skeleton import Skeleton
 
 METRICS = ("root_drift_m", "root_height_m", "hover_m", "contact_height_m", "skating_m_s", "penetration_m")
@@ -72,6 +74,16 @@ def clip_physics(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
         "skating_m_s": float(sliding.mean()) if sliding.size else float("nan"),
         "penetration_m": float(np.maximum(0.0, -joints[..., 1].min(1)).mean()),
     }
+
+
+def output_stage_rows(label: str, ungrounded: list[np.ndarray], skeleton: Skeleton
+                      ) -> list[tuple[str, list[np.ndarray]]]:
+    """Labelled clips for a model's rows: as decoded and stood on the lowest frame (``not
+    grounded``), as ``generate`` returns them (every frame on the floor,
+    :mod:`free3d.grounding`), and with the feet locked too (:mod:`free3d.foot_lock`)."""
+    grounded = [ground(m) for m in ungrounded]
+    return [(f"{label}, not grounded", ungrounded), (label, grounded),
+            (f"{label}, feet locked", [lock_feet(m, skeleton) for m in grounded])]
 
 
 def summarize(clips: list[dict[str, float]], groups: list[str]) -> dict[str, dict[str, float]]:
