@@ -135,7 +135,8 @@ def _train(args: argparse.Namespace) -> None:
         "prior_kind", "prior", "feat_encoder", "input_dim", "beta", "checkpoint_every",
         "lambda_bone", "lambda_knee", "lambda_prop", "lambda_iso", "lambda_rec", "lambda_ori", "lambda_feat",
         "init_from", "lambda_cycle", "lambda_floor", "lambda_skate", "log_every", "precision", "warmup_iters",
-        "grad_clip", "std_floor", "skip_spikes", "balance", "cycle_fixed_root")}
+        "grad_clip", "std_floor", "skip_spikes", "balance", "cycle_fixed_root", "l2d_units",
+        "lambda_joints2d")}
     if getattr(args, "upright_views", False):
         overrides["upright_views"] = True
     if getattr(args, "no_upright_views", False):
@@ -738,6 +739,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="weight of Lprop, our addition: limbs have the skeleton's "
                                 "lengths, in the torso-normalised units of the 2D (free3d "
                                 "recipe: 10; paper: 0)")
+            q.add_argument("--l2d-units", choices=("limb", "shared"),
+                           help="L2D's limb units: each limb's own spread over the data "
+                                "(limb) or one spread for all limbs, as eq. 10 and the rvq3d "
+                                "loss (shared)")
+            q.add_argument("--lambda-joints2d", type=float,
+                           help="weight of L2D on root-relative joint positions, our addition "
+                                "beside eq. 10's limb term: a hand's error counts as MPJPE "
+                                "sees it (default 0, as the paper)")
             q.add_argument("--lambda-iso", type=float,
                            help="weight of Liso, our addition: over a batch, each limb's depth "
                                 "varies as much as its image x, as for cameras at random "

@@ -22,8 +22,14 @@ floor and let them slide. Per foot:
 5. **Two-bone IK.** The knee is placed so that thigh and shin keep their lengths and
    bend towards where the knee was.
 
-It reads only the joints (no model, no 3D data); it moves the legs below the hips and,
-where it lowers the body, everything by that height. Bones keep their lengths.
+Before 2 to 5, the whole body moves along the floor with its planted feet
+(:func:`follow_planted_feet`): where a decoder lets a body glide over still legs, its
+root path and its legs disagree, and the legs win (``body_follows_feet=False`` to keep
+the root path).
+
+It reads only the joints (no model, no 3D data); it moves the body along the floor with
+its planted feet, the legs below the hips and, where it lowers the body, everything by
+that height. Bones keep their lengths.
 ``free3d eval physics`` reports motion with and without it; ``free3d eval generation``
 scores the model's own output, without it.
 """
@@ -49,6 +55,9 @@ class FootLockConfig:
     max_gap: int = 2  # shorter breaks inside a planted run are filled
     blend_frames: int = 4  # the correction fades out over this many frames
     reach: float = 0.999  # a leg may straighten to this fraction of its length
+    # the body first moves with its planted feet (follow_planted_feet): a whole body
+    # gliding over still legs stops; False = only the legs move
+    body_follows_feet: bool = True
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -120,6 +129,33 @@ def _offsets(planted: np.ndarray, target: np.ndarray, current: np.ndarray, blend
     return delta
 
 
+def follow_planted_feet(joints: np.ndarray, skeleton: Skeleton, planted: np.ndarray) -> np.ndarray:
+    """A copy of a canonical (T, J, 3) clip moved along the floor so that its planted feet
+    (``planted``, (T, 2), :func:`foot_contacts`) do not slide: from each frame to the next,
+    the whole body moves back by the slip of the planted feet (their mean, where both are
+    planted; per foot the slower of ankle and toe, the end it turns about). Frames with no
+    foot planted keep their own step, so a flight phase keeps its travel.
+
+    A decoder that lets a standing body glide over its still legs (its root path and its
+    legs disagree) gets the legs' version: the body stays. A walk whose feet stay put
+    under it is not changed.
+    """
+    out = joints.copy()
+    slips = []
+    for s, side in enumerate(SIDES):
+        foot = joints[:, [skeleton.index(f"{side}_ankle"), skeleton.index(f"{side}_toe")]][..., [0, 2]]
+        step = np.diff(foot, axis=0)  # (T-1, 2, 2)
+        slip = step[np.arange(len(step)), np.linalg.norm(step, axis=-1).argmin(1)]  # (T-1, 2)
+        both = planted[1:, s] & planted[:-1, s]  # planted at both ends of the step
+        slips.append(np.where(both[:, None], slip, np.nan))
+    slips = np.stack(slips)  # (2, T-1, 2)
+    counted = (~np.isnan(slips[..., 0])).sum(0)  # (T-1,) planted feet per step
+    mean = np.nansum(slips, 0) / np.maximum(counted, 1)[:, None]  # 0 where none is planted
+    out[1:, :, 0] -= np.cumsum(mean[:, 0])[:, None]
+    out[1:, :, 2] -= np.cumsum(mean[:, 1])[:, None]
+    return out
+
+
 def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
               config: FootLockConfig = FootLockConfig()) -> np.ndarray:
     """A copy of a canonical (T, J, 3) clip with planted feet pinned (module docstring)."""
@@ -127,6 +163,8 @@ def lock_feet(joints: np.ndarray, skeleton: Skeleton, *, fps: float = FPS,
     planted = foot_contacts(joints, skeleton, fps=fps, config=config)
     if not planted.any():
         return joints.copy()
+    if config.body_follows_feet:
+        joints = follow_planted_feet(joints, skeleton, planted)
     legs = [tuple(skeleton.index(f"{side}_{r}") for r in ("hip", "knee", "ankle", "toe")) for side in SIDES]
     wanted = []
     t = np.arange(len(joints))

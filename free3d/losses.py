@@ -55,6 +55,24 @@ def loss_2d(traj3: Tensor, limbs3: Tensor, traj2: Tensor, limbs2: Tensor, *,
     return _masked_mean(limb_err, mask) + _masked_mean(traj_err.square().mean(-1), mask)
 
 
+def joint_2d_loss(limbs3: Tensor, limbs2: Tensor, skeleton: Skeleton, *, scale: Tensor | float,
+                  confidence: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+    """L2D on joints (our addition): eq. 10 on root-relative joint positions, not limbs.
+
+    An error in a limb moves every joint below it, so the spine's few millimetres count
+    once per joint of the upper body and a hand's error counts as MPJPE sees it; L2D on
+    limb vectors in each limb's own spread weighs the still spine thousands of times
+    over the arms. ``scale``: one divisor for every coordinate (L2D's units).
+    ``confidence`` (B, T, J) weights each joint (ones for mocap).
+    """
+    zero = limbs2.new_zeros(*limbs2.shape[:-2], 2)
+    err = (from_free3d(zero, limbs3[..., :2], skeleton) - from_free3d(zero, limbs2, skeleton))[..., 1:, :]
+    err = (err / scale).square().mean(-1)  # (B, T, J - 1)
+    if confidence is not None:
+        err = err * confidence[..., 1:]
+    return _masked_mean(err, mask)
+
+
 def orientation_loss(limbs3: Tensor, skeleton: Skeleton, mask: Tensor | None = None) -> Tensor:
     """Lori (eq. 12): max(0, -v_foot . v_ori), for both feet, averaged over frames."""
     v_ori = body_orientation(limbs3, skeleton)  # (B, T, 3)

@@ -13,7 +13,7 @@ RUNS=${RUNS:-runs/bundle}
 OUT=${OUT:-$RUNS/model}
 
 # Free3D, 2D only: the 2D prior (for Lrec), the ML-RQ, then the generator on its tokens.
-# The bundled ML-RQ grew over four runs; the first two (and the prior) spell out the
+# The bundled ML-RQ grew over five runs; the first two (and the prior) spell out the
 # defaults of their time: MoMask's dead-code threshold, no std floor, no spike skipping,
 # 40-frame windows at batch 64, uniform drawing (the model card tells the story)
 free3d train prior --data "$DATA" --out "$RUNS/prior" --preset cpu --iters 2000 --finetune-iters 500 \
@@ -30,10 +30,14 @@ free3d train mlrq --data "$DATA" --out "$RUNS/mlrq1" --preset cpu --iters 2250 -
 free3d train mlrq --data "$DATA" --out "$RUNS/mlrq2" --preset cpu --prior "$RUNS/prior" \
     --init-from "$RUNS/mlrq1" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0 \
     --no-cycle-fixed-root
-# stop 25: today's free3d recipe plus Lprop (limbs of the skeleton's length), same schedule
-free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --prior "$RUNS/prior" \
+# stop 25: the free3d recipe of its day plus Lprop (limbs of the skeleton's length), same schedule
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq3" --preset cpu --prior "$RUNS/prior" \
     --init-from "$RUNS/mlrq2" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0 \
-    --lambda-prop 10
+    --lambda-prop 10 --lambda-joints2d 0
+# stop 26: today's free3d recipe, which adds L2D on joint positions (a hand's 2D error
+# counts as MPJPE sees it), same schedule
+free3d train mlrq --data "$DATA" --out "$RUNS/mlrq" --preset cpu --prior "$RUNS/prior" \
+    --init-from "$RUNS/mlrq3" --lr 1e-4 --iters 1500 --finetune-iters 500 --warmup-iters 50 --std-floor 0
 # the two transformers train side by side, one thread each (faster than one after the other),
 # on the text encoder that makes left and right loud (stop 24); the bundled masked
 # transformer is the second of two seeds trained (both follow the side; docs/results.md)

@@ -6,7 +6,7 @@ import pytest
 from free3d.data.canonical import canonicalize
 from free3d.data.sources.procedural import procedural_motion
 from free3d.evaluation.physics import clip_physics
-from free3d.foot_lock import foot_contacts, lock_feet
+from free3d.foot_lock import FootLockConfig, foot_contacts, lock_feet
 from free3d.skeleton import get_skeleton
 
 S = get_skeleton("bandai21")
@@ -33,6 +33,18 @@ def test_feet_standing_still_on_the_floor_are_left_alone():
     still = standing()
     assert foot_contacts(still, S).all()
     assert np.abs(lock_feet(still, S) - still).max() < 1e-3
+
+
+def test_a_body_gliding_over_still_legs_stops_where_its_feet_are():
+    glide = standing()
+    glide[..., 2] += 0.1 * np.arange(len(glide))[:, None] / 20  # the whole body, 0.1 m/s forwards
+    travel = lambda j: np.linalg.norm(j[-1, 0, [0, 2]] - j[0, 0, [0, 2]])  # noqa: E731
+    assert travel(glide) > 0.25 and foot_contacts(glide, S).all()
+    locked = lock_feet(glide, S)
+    assert travel(locked) < 0.01 and clip_physics(locked, S)["skating_m_s"] < 0.01
+    np.testing.assert_allclose(locked - locked[:, :1], glide - glide[:, :1], atol=2e-3)  # the pose is kept
+    kept = lock_feet(glide, S, config=FootLockConfig(body_follows_feet=False))
+    assert travel(kept) > 0.25  # the root's path kept: only the legs move
 
 
 def test_a_body_floating_over_the_floor_comes_down_onto_its_feet():

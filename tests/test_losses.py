@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from free3d.losses import (
@@ -172,3 +173,51 @@ def test_depth_isotropy_loss_zero_for_views_all_around_positive_when_flattened()
     shallow.requires_grad_(True)
     depth_isotropy_loss(shallow, S).backward()
     assert shallow.grad[..., 2].abs().sum() > 0
+
+
+def test_shared_l2d_units_price_a_millimetre_on_the_hand_as_on_the_spine():
+    from free3d.training.lifting import l2d_limb_scale
+
+    traj3, limbs3 = to_free3d(walking_rest_pose(), S)
+    spread = torch.full((S.num_joints - 1, 2), 0.1)
+    spine, forearm = S.limb("Spine"), S.limb("left_wrist")
+    spread[spine], spread[forearm] = 0.005, 0.3  # still spine, busy forearm
+
+    def cost(limb: int, units: str) -> float:
+        wrong = limbs3.clone()
+        wrong[..., limb, 0] += 0.02
+        return float(loss_2d(traj3, wrong, traj3[..., :2], limbs3[..., :2],
+                             limb_std=l2d_limb_scale(spread, units)))
+
+    assert cost(spine, "limb") > 1000 * cost(forearm, "limb")  # each limb's own spread: (0.3/0.005)^2
+    assert abs(cost(spine, "shared") - cost(forearm, "shared")) < 1e-6 * cost(spine, "shared")
+    shared = l2d_limb_scale(spread, "shared")
+    assert torch.allclose(shared, spread.square().mean().sqrt().expand_as(spread))
+    with pytest.raises(ValueError, match="L2D units"):
+        l2d_limb_scale(spread, "joint")
+
+
+def test_joint_2d_loss_counts_a_limb_error_at_every_joint_it_moves():
+    from free3d.losses import joint_2d_loss
+
+    _, limbs3 = to_free3d(walking_rest_pose(), S)
+    limbs2 = limbs3[..., :2]
+    deeper = limbs3.clone()
+    deeper[..., 2] += 1.0  # depth is invisible to it
+    assert joint_2d_loss(deeper, limbs2, S, scale=0.1) == 0
+
+    def cost(limb: int) -> float:
+        wrong = limbs3.clone()
+        wrong[..., limb, 0] += 0.02
+        return float(joint_2d_loss(wrong, limbs2, S, scale=0.1))
+
+    moved = S.chain_matrix().sum(0)  # joints each limb moves
+    below = {name: moved[S.limb(name)] for name in ("Spine", "Hand_L")}
+    assert below["Spine"] >= 12 and below["Hand_L"] == 1
+    # one unit per joint moved: the spine's limb moves the whole upper body, the hand's one joint
+    assert abs(cost(S.limb("Spine")) / cost(S.limb("Hand_L")) - below["Spine"]) < 1e-3
+    conf = torch.ones(*limbs3.shape[:2], S.num_joints)
+    conf[..., S.index("Hand_L")] = 0
+    wrong = limbs3.clone()
+    wrong[..., S.limb("Hand_L"), 0] += 0.02
+    assert joint_2d_loss(wrong, limbs2, S, scale=0.1, confidence=conf) == 0

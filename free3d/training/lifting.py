@@ -33,6 +33,7 @@ from ..losses import (
     feature_loss,
     floor_loss,
     foot_skate_loss,
+    joint_2d_loss,
     knee_hinge_loss,
     limb_proportion_loss,
     loss_2d,
@@ -77,6 +78,13 @@ class TrainConfig:
     lambda_bone: float = 0.0  # Lbone, our addition (losses.bone_length_loss); 0 = the paper
     lambda_knee: float = 0.0  # Lknee, our addition (losses.knee_hinge_loss); 0 = the paper
     lambda_prop: float = 0.0  # Lprop, our addition (losses.limb_proportion_loss); 0 = the paper
+    # L2D's limb units: "limb" = each limb coordinate in its own spread over the data (weighs
+    # the still spine over the arms, whose hands then came back 150 mm off in 2D);
+    # "shared" = one spread for all limbs, as eq. 10 (unweighted) and the rvq3d loss
+    l2d_units: str = "limb"
+    # weight of L2D on root-relative joint positions in the shared unit (losses.joint_2d_loss),
+    # our addition beside the limb term; 0 = the paper
+    lambda_joints2d: float = 0.0
     lambda_iso: float = 0.0  # Liso, our addition (losses.depth_isotropy_loss); 0 = the paper
     lambda_cycle: float = 0.0  # Lcycle, our addition (losses.cycle_loss); 0 = the paper
     cycle_fixed_root: bool = False  # Lcycle does not move the first lift's root (cycle_loss)
@@ -154,7 +162,8 @@ PRESET_TRAINING = {
 RECIPES: dict[str, dict] = {
     "paper": {},
     "free3d": {"lambda_cycle": 1.0, "upright_views": True, "lambda_knee": 10.0,
-               "lambda_bone": 10.0, "lambda_prop": 10.0, "representation": "limbs-velocity", "grad_clip": 1.0,
+               "lambda_bone": 10.0, "lambda_prop": 10.0, "lambda_joints2d": 4.0,
+               "representation": "limbs-velocity", "grad_clip": 1.0,
                "skip_spikes": 5.0, "std_floor": 0.25, "balance": 0.5, "cycle_fixed_root": True},
 }
 
@@ -334,6 +343,20 @@ def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
 # one step of each stage
 
 
+L2D_UNITS = ("limb", "shared")
+
+
+def l2d_limb_scale(limb_std: torch.Tensor, units: str) -> torch.Tensor:
+    """(K, 2) divisors of L2D's limb errors: each coordinate's own spread (``limb``), or
+    one for all, the root mean square spread (``shared``), so that a millimetre costs the
+    same on a hand as on the spine, as in eq. 10 and the rvq3d loss."""
+    if units not in L2D_UNITS:
+        raise ValueError(f"unknown L2D units {units!r}; choose from {', '.join(L2D_UNITS)}")
+    if units == "limb":
+        return limb_std.clone()
+    return limb_std.square().mean().sqrt().expand_as(limb_std).clone()
+
+
 def _loss_scales(arrays: ClipArrays, window: int, std_floor: float = 0.0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spread of 2D limbs and window-relative trajectories (the L2D units)."""
@@ -359,6 +382,7 @@ class StageStep(nn.Module):
         self.cfg, self.model, self.skeleton, self.prior = cfg, model, skeleton, prior
         limb_std, traj_std = _loss_scales(arrays, cfg.window, cfg.std_floor)
         self.register_buffer("limb_std", limb_std, persistent=False)
+        self.register_buffer("l2d_limb_std", l2d_limb_scale(limb_std, cfg.l2d_units), persistent=False)
         self.register_buffer("traj_std", traj_std, persistent=False)
 
     def _lift(self, traj2: torch.Tensor, limbs2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -389,9 +413,14 @@ class StageStep(nn.Module):
         # ML-RQ: 2D in, 3D out, 3D-free losses only (eq. 9 to 15)
         out = model(batch["traj2"], batch["limbs2"])
         terms = {"l2d": loss_2d(out.trajectory, out.limbs, batch["traj2"], batch["limbs2"],
-                                limb_std=self.limb_std, traj_std=self.traj_std,
+                                limb_std=self.l2d_limb_std, traj_std=self.traj_std,
                                 confidence=batch["conf"], skeleton=s)}
         total = terms["l2d"] + cfg.beta * out.commit_loss
+        if cfg.lambda_joints2d > 0:
+            terms["l2dj"] = joint_2d_loss(out.limbs, batch["limbs2"], s,
+                                          scale=self.limb_std.square().mean().sqrt(),
+                                          confidence=batch["conf"])
+            total = total + cfg.lambda_joints2d * terms["l2dj"]
         if cfg.use_rec:
             terms["lrec"] = view_prior_loss(out.trajectory, out.limbs, self.prior, s,
                                             max_tilt_deg=cfg.max_tilt_deg,
