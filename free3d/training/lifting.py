@@ -346,15 +346,20 @@ def load_frozen_prior(path: str, skeleton: Skeleton) -> Prior2D:
 L2D_UNITS = ("limb", "shared")
 
 
+def shared_2d_scale(limb_std: torch.Tensor) -> torch.Tensor:
+    """One unit for every 2D coordinate: the root mean square of the limbs' spreads."""
+    return limb_std.square().mean().sqrt()
+
+
 def l2d_limb_scale(limb_std: torch.Tensor, units: str) -> torch.Tensor:
     """(K, 2) divisors of L2D's limb errors: each coordinate's own spread (``limb``), or
-    one for all, the root mean square spread (``shared``), so that a millimetre costs the
-    same on a hand as on the spine, as in eq. 10 and the rvq3d loss."""
+    :func:`shared_2d_scale` for all (``shared``), so that a millimetre costs the same on a
+    hand as on the spine, as in eq. 10 and the rvq3d loss."""
     if units not in L2D_UNITS:
         raise ValueError(f"unknown L2D units {units!r}; choose from {', '.join(L2D_UNITS)}")
     if units == "limb":
         return limb_std.clone()
-    return limb_std.square().mean().sqrt().expand_as(limb_std).clone()
+    return shared_2d_scale(limb_std).expand_as(limb_std).clone()
 
 
 def _loss_scales(arrays: ClipArrays, window: int, std_floor: float = 0.0
@@ -418,7 +423,7 @@ class StageStep(nn.Module):
         total = terms["l2d"] + cfg.beta * out.commit_loss
         if cfg.lambda_joints2d > 0:
             terms["l2dj"] = joint_2d_loss(out.limbs, batch["limbs2"], s,
-                                          scale=self.limb_std.square().mean().sqrt(),
+                                          scale=shared_2d_scale(self.limb_std),
                                           confidence=batch["conf"])
             total = total + cfg.lambda_joints2d * terms["l2dj"]
         if cfg.use_rec:
